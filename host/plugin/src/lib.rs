@@ -1,0 +1,1 @@
+//! inflow plugin runtime.

@@ -1,0 +1,1 @@
+//! Apache RocketMQ remoting client.
