@@ -1,0 +1,112 @@
+# Shared helpers for the rig scripts (sourced, not run).
+
+RIG_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+INFLOW_CACHE="${INFLOW_CACHE:-$HOME/.cache/inflow}"
+# Ports handed out by the rig are reserved here (one directory per port) so that
+# rigs started at the same time on one machine never pick the same port.
+PORT_RESERVATIONS="${INFLOW_RIG_PORTS_DIR:-${TMPDIR:-/tmp}/inflow-rig-ports}"
+
+die() {
+  echo "error: $*" >&2
+  exit 1
+}
+
+# The RocketMQ versions listed in tests/rig/versions (comments and blank lines skipped).
+rig_versions() {
+  grep -v -E '^\s*(#|$)' "$RIG_DIR/versions" | awk '{print $1}'
+}
+
+# server_version <version>: the version of the name server / broker jars for a rig version
+# (the server= field of its line in tests/rig/versions, else the version itself).
+server_version() {
+  local line
+  line="$(grep -E "^$1(\s|$)" "$RIG_DIR/versions" || true)"
+  if [[ $line =~ server=([0-9.]+) ]]; then echo "${BASH_REMATCH[1]}"; else echo "$1"; fi
+}
+
+port_in_use() {
+  ss -Htln "sport = :$1" 2>/dev/null | grep -q .
+}
+
+# reserve_ports <statedir> <offset>...: picks a base port B such that every B+offset is
+# free and unreserved, reserves them for <statedir> and prints B. Range 20000-32000 stays
+# below the kernel's ephemeral range, so outgoing connections never take these ports.
+reserve_ports() {
+  local statedir="$1"; shift
+  mkdir -p "$PORT_RESERVATIONS"
+  local attempt base offset port ok taken
+  for attempt in $(seq 1 200); do
+    base=$((20000 + RANDOM % 12000))
+    ok=1; taken=()
+    for offset in "$@"; do
+      port=$((base + offset))
+      if port_in_use "$port" || ! mkdir "$PORT_RESERVATIONS/$port" 2>/dev/null; then
+        ok=0; break
+      fi
+      taken+=("$port")
+      echo "$statedir" >"$PORT_RESERVATIONS/$port/owner"
+    done
+    if [[ $ok == 1 ]]; then
+      echo "$base"
+      return 0
+    fi
+    for port in "${taken[@]}"; do rm -rf "$PORT_RESERVATIONS/$port"; done
+  done
+  die "no free loopback ports found in 20000-32000 (reservations in $PORT_RESERVATIONS)"
+}
+
+# release_ports <statedir>: frees every port reserved for <statedir>.
+release_ports() {
+  local statedir="$1" owner
+  [[ -d $PORT_RESERVATIONS ]] || return 0
+  for owner in "$PORT_RESERVATIONS"/*/owner; do
+    [[ -f $owner ]] || continue
+    if [[ $(cat "$owner" 2>/dev/null) == "$statedir" ]]; then
+      rm -rf "$(dirname "$owner")"
+    fi
+  done
+}
+
+pid_alive() {
+  [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null
+}
+
+# stop_pidfile <pidfile> <what>: TERM, wait up to 20 s, then KILL; waits for the exit.
+stop_pidfile() {
+  local pidfile="$1" what="$2" pid i
+  [[ -f $pidfile ]] || return 0
+  pid="$(cat "$pidfile")"
+  if pid_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 200); do
+      pid_alive "$pid" || break
+      sleep 0.1
+    done
+    if pid_alive "$pid"; then
+      echo "warning: $what (pid $pid) ignored SIGTERM for 20 s; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      for i in $(seq 1 50); do
+        pid_alive "$pid" || break
+        sleep 0.1
+      done
+    fi
+  fi
+  rm -f "$pidfile"
+}
+
+# wait_port <port> <seconds>: true once something listens on 127.0.0.1:<port>.
+wait_port() {
+  local port="$1" deadline=$((SECONDS + $2))
+  while ((SECONDS < deadline)); do
+    port_in_use "$port" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# show_log_tail <file>: the last lines of a log, for error messages.
+show_log_tail() {
+  echo "---- last lines of $1 ----" >&2
+  tail -n 40 "$1" >&2 2>/dev/null || echo "(no log)" >&2
+  echo "----" >&2
+}
