@@ -1,0 +1,73 @@
+//! A plugin that misbehaves on purpose. `init`'s config string picks how:
+//!
+//! * `loop`: `map-message` never returns (CPU deadline).
+//! * `memory-bomb`: `map-message` allocates until memory runs out (memory cap).
+//! * `trap`: `map-message` executes `unreachable`.
+//! * `panic`: `map-message` panics.
+//! * `huge-output`: `map-message` returns 100 000 publishes (publish limit).
+//! * `huge-payload`: `map-message` returns one 8 MiB payload (payload limit).
+//! * `error`: `map-message` returns an error with a reason.
+//! * `init-error`: `init` fails.
+//! * `ok`: `map-message` returns one publish (to show the host recovers).
+
+wit_bindgen::generate!({ path: "../../../wit/mapping", world: "mapping" });
+
+use exports::inflow::mapping::mapper::Guest;
+use inflow::mapping::host::Message;
+use inflow::mapping::types::{Payload, Publish, Qos, RuleContext};
+use std::cell::RefCell;
+
+thread_local! {
+    static MODE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+fn publish(topic: &str, payload: Payload) -> Publish {
+    Publish {
+        topic: topic.to_string(),
+        qos: Qos::AtMostOnce,
+        retain: false,
+        payload,
+        user_properties: Vec::new(),
+        content_type: None,
+        message_expiry_interval: None,
+    }
+}
+
+struct Hostile;
+
+impl Guest for Hostile {
+    fn init(_context: RuleContext, config: String) -> Result<(), String> {
+        if config == "init-error" {
+            return Err("init refused: this config asks for an init error".to_string());
+        }
+        MODE.with(|mode| *mode.borrow_mut() = config);
+        Ok(())
+    }
+
+    fn map_message(message: &Message) -> Result<Vec<Publish>, String> {
+        let mode = MODE.with(|mode| mode.borrow().clone());
+        match mode.as_str() {
+            "loop" => {
+                let mut spins = 0u64;
+                loop {
+                    spins = std::hint::black_box(spins.wrapping_add(1));
+                }
+            }
+            "memory-bomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "trap" => core::arch::wasm32::unreachable(),
+            "panic" => panic!("hostile plugin panics on message {}", message.message_id()),
+            "huge-output" => Ok((0..100_000).map(|_| publish("t/x", Payload::OriginalBody)).collect()),
+            "huge-payload" => Ok(vec![publish("t/x", Payload::Bytes(vec![7u8; 8 << 20]))]),
+            "error" => Err(format!("cannot map message {}: refused on purpose", message.message_id())),
+            _ => Ok(vec![publish("t/ok", Payload::OriginalBody)]),
+        }
+    }
+}
+
+export!(Hostile);
