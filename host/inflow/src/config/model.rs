@@ -1,0 +1,169 @@
+//! The validated configuration the service runs with.
+//!
+//! Built only by [`super::load`] / [`super::parse`]: every value here has passed validation.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A secret string (a password or a key): never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub rocketmq: RocketMqConfig,
+    pub mqtt: MqttConfig,
+    pub plugins: PluginsConfig,
+    pub rules: Vec<RuleConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RocketMqConfig {
+    pub namesrv: Vec<String>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<Secret>,
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    V311,
+    V5,
+}
+
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: Option<TlsConfig>,
+    pub client_id: String,
+    pub protocol: Protocol,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub keep_alive: Duration,
+    /// Publishes awaiting their acknowledgement, over all rules: the back-pressure window.
+    pub max_inflight: u16,
+    /// Longest topic (UTF-8 bytes) the broker accepts; longer ones are mapping errors.
+    pub max_topic_bytes: usize,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TlsConfig {
+    /// PEM file with the CA certificates to trust; the public web roots when unset.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate chain and key, for brokers that ask for one.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// Name checked against the broker's certificate; the URL's host when unset.
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PluginsConfig {
+    pub dir: PathBuf,
+    pub cache_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Send the message back to RocketMQ (retry topic of the group, then `%DLQ%`).
+    DeadLetter,
+    /// Log, count, and go on.
+    Skip,
+    /// Stop the rule and hold its offsets.
+    Pause,
+}
+
+impl OnError {
+    pub const NAMES: [&'static str; 3] = ["dead-letter", "skip", "pause"];
+
+    pub fn parse(name: &str) -> Option<OnError> {
+        match name {
+            "dead-letter" => Some(OnError::DeadLetter),
+            "skip" => Some(OnError::Skip),
+            "pause" => Some(OnError::Pause),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OnError::DeadLetter => "dead-letter",
+            OnError::Skip => "skip",
+            OnError::Pause => "pause",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleConfig {
+    pub id: String,
+    pub description: String,
+    pub enabled: bool,
+    pub source: SourceConfig,
+    pub parent_topic: String,
+    pub plugin: Option<PluginRef>,
+    pub on_error: OnError,
+    pub limits: RuleLimits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceConfig {
+    pub topic: String,
+    pub expression: String,
+    pub group: String,
+    pub start: StartFrom,
+}
+
+/// Where a group with no committed offset starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    Latest,
+    Earliest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginRef {
+    pub name: String,
+    pub config: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleLimits {
+    pub call_deadline: Duration,
+    pub memory_bytes: usize,
+    pub max_publishes: usize,
+    pub max_payload_bytes: usize,
+    /// Messages of the rule taken from RocketMQ but not yet acknowledged by MQTT, per queue.
+    pub max_unacked_per_queue: usize,
+}
+
+impl Default for RuleLimits {
+    fn default() -> Self {
+        RuleLimits {
+            call_deadline: Duration::from_millis(100),
+            memory_bytes: 64 << 20,
+            max_publishes: 100,
+            max_payload_bytes: 256 << 20,
+            max_unacked_per_queue: 1000,
+        }
+    }
+}
