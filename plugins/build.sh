@@ -19,21 +19,27 @@ work=$repo/target/guest-build
 guest=${INFLOW_CACHE:-$HOME/.cache/inflow}/guest
 mkdir -p "$out" "$work"
 
-# publish <built file> <lang>: atomic rename into target/plugins
+# publish <built file> <lang>: atomic rename into target/plugins, unless the
+# same bytes are there already (a watcher would reload an unchanged plugin).
 publish() {
   local built=$1 lang=$2 dest=$out/json-router-$2.wasm
+  if cmp -s "$built" "$dest"; then
+    echo "plugins/build.sh: $lang unchanged (${dest#"$repo"/})"
+    return
+  fi
   cp "$built" "$dest.partial"
   mv "$dest.partial" "$dest"
   echo "plugins/build.sh: $lang -> ${dest#"$repo"/} ($(stat -c %s "$dest") bytes)"
 }
 
 # up_to_date <lang> <tool version> <input files...>: true when the output
-# exists and was built from exactly these inputs; else records what to stamp.
+# exists and was built from exactly these inputs (plus the WIT and this
+# script); else remembers the stamp for record_stamp.
 up_to_date() {
   local lang=$1 version=$2
   shift 2
   stamp_file=$work/$lang.inputs
-  stamp=$({ echo "$version"; sha256sum "$@" "$wit"/*.wit; } | sha256sum | cut -d' ' -f1)
+  stamp=$({ echo "$version"; sha256sum "$@" "$wit"/*.wit "${BASH_SOURCE[0]}"; } | sha256sum | cut -d' ' -f1)
   if [[ -f $out/json-router-$lang.wasm && -f $stamp_file && $(cat "$stamp_file") == "$stamp" ]]; then
     echo "plugins/build.sh: $lang up to date (target/plugins/json-router-$lang.wasm)"
     return 0
@@ -76,7 +82,7 @@ build_c() {
   "$wit_bindgen" c "$wit" --world mapping --out-dir "$bindings" >/dev/null
   # wasi-libc (preview1) core module, then the reactor adapter turns it into a
   # component importing WASI preview2, as inflow expects.
-  clang --target=wasm32-wasi --sysroot=/usr -O2 -mexec-model=reactor -Wall -Wextra -Werror \
+  clang --target=wasm32-wasi --sysroot=/usr -O2 -mexec-model=reactor -Wl,--strip-debug -Wall -Wextra -Werror \
     -I "$bindings" -o "$work/c-core.wasm" \
     "$c"/*.c "$bindings/mapping.c" "$bindings/mapping_component_type.o"
   "$wasm_tools" component new "$work/c-core.wasm" \
