@@ -1,0 +1,481 @@
+//! Cluster consumer: joins a consumer group like the Java push consumer (heartbeats, the
+//! averagely allocation, re-balance on member changes), long-polls its queues, and commits only
+//! what the caller acknowledged.
+//!
+//! ```text
+//! Consumer::start ──▶ heartbeat task (every 30 s, all brokers of the subscribed topics)
+//!                 ──▶ rebalance task (every 20 s and on NOTIFY_CONSUMER_IDS_CHANGED)
+//!                        └─▶ one pull task per owned queue ──▶ bounded channel ──▶ recv()
+//!                 ──▶ commit task (every auto_commit_interval)           ack() ──┘
+//! ```
+//!
+//! Like Java, the group also consumes its retry topic `%RETRY%<group>`, so messages handed to
+//! [`Consumer::send_back`] come back after their delay, with their original topic restored.
+//!
+//! Start position (only when the broker has no offset stored for the group and queue):
+//! * [`StartPosition::Earliest`]: offset 0 (the broker moves us to the queue's minimum if 0 is gone).
+//! * [`StartPosition::Latest`]: the queue's max offset, as Java's `CONSUME_FROM_LAST_OFFSET`.
+//!   Note that brokers (4.9 and 5.x alike) answer a brand-new group's offset query with 0
+//!   instead of "none" while the queue still starts at offset 0 and its first message is in
+//!   memory; we take that answer, as a Java consumer does, so a new group on a young topic
+//!   reads it from the beginning.
+//! * [`StartPosition::Timestamp`]: the first offset stored at or after the time.
+//! * The retry topic always starts at 0: whatever is in it is for this group.
+
+mod allocate;
+mod heartbeat;
+mod offsets;
+mod pull;
+mod rebalance;
+mod rpc;
+mod subscription;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::client::{Client, HandlerId};
+use crate::codes::request;
+use crate::command::RemotingCommand;
+use crate::connection::RequestHandler;
+use crate::error::Error;
+use crate::message::MessageExt;
+use crate::route::MessageQueue;
+
+pub use allocate::{allocate_averagely, java_compare, sort_client_ids};
+pub use subscription::{java_string_hash, Subscription};
+
+use heartbeat::ConsumeFromWhere;
+use offsets::QueueOffsets;
+
+/// Where a group starts on a queue for which the broker has no stored offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartPosition {
+    #[default]
+    Latest,
+    Earliest,
+    /// Milliseconds since the Unix epoch.
+    Timestamp(i64),
+}
+
+/// Settings of one cluster consumer. `ConsumerConfig::new(group, topic)` then adjust fields.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Consumer group (user name; the client's namespace is applied).
+    pub group: String,
+    /// Topic (user name; the client's namespace is applied).
+    pub topic: String,
+    /// `*` or `tagA || tagB`.
+    pub expression: String,
+    pub start: StartPosition,
+    /// Messages asked for per pull (Java's `pullBatchSize`).
+    pub pull_batch_size: u32,
+    /// A queue is not pulled while this many of its messages are unacknowledged.
+    pub max_unacked_per_queue: usize,
+    /// Acknowledged offsets are committed this often (and on revoke and shutdown).
+    pub auto_commit_interval: Duration,
+    /// Batches buffered between the pull tasks and [`Consumer::recv`].
+    pub channel_capacity: usize,
+    /// After this many redeliveries the broker moves a sent-back message to `%DLQ%<group>`.
+    pub max_reconsume_times: i32,
+    /// Also consume `%RETRY%<group>` (where sent-back messages return), like Java.
+    pub consume_retry_topic: bool,
+    /// How long the broker holds a pull with nothing to return.
+    pub long_poll: Duration,
+    pub heartbeat_interval: Duration,
+    pub rebalance_interval: Duration,
+}
+
+impl ConsumerConfig {
+    pub fn new(group: impl Into<String>, topic: impl Into<String>) -> Self {
+        ConsumerConfig {
+            group: group.into(),
+            topic: topic.into(),
+            expression: "*".into(),
+            start: StartPosition::Latest,
+            pull_batch_size: 32,
+            max_unacked_per_queue: 1000,
+            auto_commit_interval: Duration::from_secs(5),
+            channel_capacity: 64,
+            max_reconsume_times: 16,
+            consume_retry_topic: true,
+            long_poll: Duration::from_secs(15),
+            heartbeat_interval: Duration::from_secs(30),
+            rebalance_interval: Duration::from_secs(20),
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let problems: Vec<String> = [
+            (self.group.trim().is_empty(), "consumer group is empty; name one (e.g. the rule id)".to_string()),
+            (self.topic.trim().is_empty(), "topic is empty; name the RocketMQ topic to consume".to_string()),
+            (!(1..=1024).contains(&self.pull_batch_size), format!("pull_batch_size {} is outside 1..=1024", self.pull_batch_size)),
+            (self.max_unacked_per_queue == 0, "max_unacked_per_queue is 0; it must be at least 1".to_string()),
+            (self.channel_capacity == 0, "channel_capacity is 0; it must be at least 1".to_string()),
+            (self.auto_commit_interval.is_zero(), "auto_commit_interval is 0; use e.g. 5 s".to_string()),
+            (self.long_poll.is_zero(), "long_poll is 0; use e.g. 15 s".to_string()),
+        ]
+        .into_iter()
+        .filter_map(|(bad, text)| bad.then_some(text))
+        .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Config(problems.join("; ")))
+        }
+    }
+}
+
+/// Messages of one queue, in offset order.
+#[derive(Debug)]
+pub struct Batch {
+    /// The queue they were pulled from: pass it to [`Consumer::ack`]. For redelivered messages
+    /// this is the `%RETRY%<group>` queue, while each message's `topic` is the original one.
+    pub queue: MessageQueue,
+    pub messages: Vec<MessageExt>,
+    owner: Weak<QueueState>,
+}
+
+impl Batch {
+    /// The queue was taken away from us (re-balance) after this batch was pulled.
+    fn revoked(&self) -> bool {
+        self.owner.upgrade().is_none_or(|state| state.stop.is_cancelled())
+    }
+}
+
+/// A running cluster consumer. Drop without [`Consumer::shutdown`] stops it without committing.
+pub struct Consumer {
+    shared: Arc<Shared>,
+    batches: mpsc::Receiver<Batch>,
+    tasks: Vec<JoinHandle<()>>,
+    handler: HandlerId,
+}
+
+struct Shared {
+    client: Client,
+    cfg: ConsumerConfig,
+    /// Wire names (namespace applied).
+    group: String,
+    retry_topic: String,
+    client_id: String,
+    subscriptions: Vec<Subscription>,
+    queues: Mutex<HashMap<MessageQueue, Arc<QueueState>>>,
+    batches: mpsc::Sender<Batch>,
+    rebalance_now: Notify,
+    stop: CancellationToken,
+    /// Serialises commits so an older offset never overtakes a newer one on the wire.
+    commit_lock: tokio::sync::Mutex<()>,
+    /// Created on first use by the send-back fallback.
+    fallback_producer: tokio::sync::OnceCell<crate::producer::Producer>,
+}
+
+struct QueueState {
+    queue: MessageQueue,
+    offsets: Mutex<QueueOffsets>,
+    /// Signalled when acks make room below `max_unacked_per_queue`.
+    room: Notify,
+    /// Cancelled when the queue is revoked or the consumer stops.
+    stop: CancellationToken,
+}
+
+/// (client id, group) pairs consuming in this process: a broker knows a group member by its
+/// connection, so one client cannot be two members of one group.
+fn active_members() -> &'static Mutex<HashSet<(String, String)>> {
+    static ACTIVE: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
+    ACTIVE.get_or_init(Mutex::default)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Consumer {
+    /// Joins the group and starts consuming. Fails on bad settings, an unknown topic, or
+    /// refused credentials; later broker or name-server failures are retried in the background.
+    pub async fn start(client: Client, cfg: ConsumerConfig) -> Result<Consumer, Error> {
+        cfg.validate()?;
+        let group = client.wrap(&cfg.group);
+        let topic = client.wrap(&cfg.topic);
+        let retry_topic = format!("%RETRY%{group}");
+        let version = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let mut subscriptions = vec![Subscription::new(&topic, &cfg.expression, version).map_err(Error::Config)?];
+        if cfg.consume_retry_topic {
+            subscriptions.push(Subscription::new(&retry_topic, "*", version).map_err(Error::Config)?);
+        }
+        let client_id = client.client_id().to_string();
+        let member = (client_id.clone(), group.clone());
+        if !lock(active_members()).insert(member.clone()) {
+            return Err(Error::Config(format!(
+                "client {client_id} already runs a consumer of group {group:?}; use one consumer per group per client (or another Client)"
+            )));
+        }
+        let (tx, batches) = mpsc::channel(cfg.channel_capacity);
+        let shared = Arc::new(Shared {
+            client: client.clone(),
+            cfg,
+            group,
+            retry_topic,
+            client_id,
+            subscriptions,
+            queues: Mutex::default(),
+            batches: tx,
+            rebalance_now: Notify::new(),
+            stop: CancellationToken::new(),
+            commit_lock: tokio::sync::Mutex::new(()),
+            fallback_producer: tokio::sync::OnceCell::new(),
+        });
+        let handler = client.add_request_handler(Arc::new(GroupChangeListener(Arc::downgrade(&shared))));
+        let joined = async {
+            // The main topic must exist; the retry topic appears after our first heartbeat.
+            client.topic_route(&shared.subscriptions[0].topic).await?;
+            shared.send_heartbeats().await?;
+            shared.rebalance().await;
+            Ok::<(), Error>(())
+        };
+        if let Err(e) = joined.await {
+            client.remove_request_handler(handler);
+            lock(active_members()).remove(&member);
+            return Err(e);
+        }
+        info!(group = %shared.group, topic = %shared.subscriptions[0].topic, client_id = %shared.client_id, "consumer started");
+        let tasks = vec![
+            tokio::spawn(shared.clone().heartbeat_loop()),
+            tokio::spawn(shared.clone().rebalance_loop()),
+            tokio::spawn(shared.clone().commit_loop()),
+        ];
+        Ok(Consumer { shared, batches, tasks, handler })
+    }
+
+    /// The next batch. Batches of queues revoked meanwhile are skipped (their new owner gets
+    /// them again from the committed offset).
+    pub async fn recv(&mut self) -> Option<Batch> {
+        loop {
+            let batch = self.batches.recv().await?;
+            if !batch.revoked() {
+                return Some(batch);
+            }
+        }
+    }
+
+    /// Marks one message done. The committed offset of the queue becomes the lowest offset not
+    /// yet acknowledged, so acks may come in any order. Acks for queues no longer owned are ignored.
+    pub fn ack(&self, queue: &MessageQueue, queue_offset: i64) {
+        let state = lock(&self.shared.queues).get(queue).cloned();
+        if let Some(state) = state {
+            let mut offsets = lock(&state.offsets);
+            if offsets.ack(queue_offset) && offsets.unacked() < self.shared.cfg.max_unacked_per_queue {
+                state.room.notify_one();
+            }
+        }
+    }
+
+    /// Commits acknowledged offsets now. Reports the first failure (every queue is still tried).
+    pub async fn commit(&self) -> Result<(), Error> {
+        self.shared.commit_all().await
+    }
+
+    /// Sends a message back for redelivery after `delay_level` (1 = 1 s … 18 = 2 h; 0 lets the
+    /// broker pick by reconsume count), or to `%DLQ%<group>` after `max_reconsume_times`, as
+    /// the Java consumer does. Ack the message afterwards. If the broker refuses, the message is
+    /// re-sent to `%RETRY%<group>` as a new message, like Java's fallback.
+    pub async fn send_back(&self, message: &MessageExt, delay_level: i32) -> Result<(), Error> {
+        self.shared.send_back(message, delay_level).await
+    }
+
+    /// The client id brokers list for this consumer.
+    pub fn client_id(&self) -> &str {
+        &self.shared.client_id
+    }
+
+    /// The queues currently owned.
+    pub fn assigned_queues(&self) -> Vec<MessageQueue> {
+        let mut queues: Vec<MessageQueue> = lock(&self.shared.queues).keys().cloned().collect();
+        queues.sort();
+        queues
+    }
+
+    /// Stops pulling, commits what was acknowledged, and leaves the group.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        self.shared.stop.cancel();
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+        let states: Vec<Arc<QueueState>> = lock(&self.shared.queues).values().cloned().collect();
+        for state in &states {
+            state.stop.cancel();
+        }
+        let committed = self.shared.commit_all().await;
+        self.shared.unregister().await;
+        lock(&self.shared.queues).clear();
+        info!(group = %self.shared.group, "consumer stopped");
+        committed
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.shared.stop.cancel();
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.shared.client.remove_request_handler(self.handler);
+        lock(active_members()).remove(&(self.shared.client_id.clone(), self.shared.group.clone()));
+    }
+}
+
+/// Re-balances at once when a broker says the group's members changed.
+struct GroupChangeListener(Weak<Shared>);
+
+impl RequestHandler for GroupChangeListener {
+    fn handle(&self, server_addr: &str, request: &RemotingCommand) -> Option<RemotingCommand> {
+        if request.code != request::NOTIFY_CONSUMER_IDS_CHANGED {
+            return None;
+        }
+        let shared = self.0.upgrade()?;
+        if request.field("consumerGroup") != Some(shared.group.as_str()) {
+            return None;
+        }
+        debug!(group = %shared.group, broker = server_addr, "group members changed; re-balancing");
+        shared.rebalance_now.notify_one();
+        Some(RemotingCommand::response_to(request, crate::codes::response::SUCCESS, None))
+    }
+}
+
+impl Shared {
+    fn request_timeout(&self) -> Duration {
+        self.client.config().request_timeout
+    }
+
+    fn consume_from(&self) -> ConsumeFromWhere {
+        match self.cfg.start {
+            StartPosition::Latest => ConsumeFromWhere::LastOffset,
+            StartPosition::Earliest => ConsumeFromWhere::FirstOffset,
+            StartPosition::Timestamp(_) => ConsumeFromWhere::Timestamp,
+        }
+    }
+
+    /// Every broker address (masters and slaves) of the subscribed topics' cached routes.
+    async fn broker_addrs(&self) -> Vec<String> {
+        let mut addrs = Vec::new();
+        for subscription in &self.subscriptions {
+            if let Ok(route) = self.client.topic_route(&subscription.topic).await {
+                addrs.extend(route.broker_datas.iter().flat_map(|b| b.broker_addrs.values().cloned()));
+            }
+        }
+        addrs.sort();
+        addrs.dedup();
+        addrs
+    }
+
+    /// HEART_BEAT to every broker; succeeds if at least one took it, else the last error.
+    async fn send_heartbeats(&self) -> Result<(), Error> {
+        let body = heartbeat::heartbeat_body(&self.client_id, &self.group, self.consume_from(), &self.subscriptions);
+        let mut last_error = None;
+        let mut accepted = 0;
+        for addr in self.broker_addrs().await {
+            match rpc::heartbeat(&self.client, &addr, body.clone(), self.request_timeout()).await {
+                Ok(()) => accepted += 1,
+                Err(e) => {
+                    warn!(group = %self.group, broker = %addr, error = %e, "heartbeat failed");
+                    last_error = Some(e);
+                }
+            }
+        }
+        match (accepted, last_error) {
+            (0, Some(e)) => Err(e),
+            (0, None) => Err(Error::NoMaster { broker_name: format!("(any broker of topic {})", self.subscriptions[0].topic) }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = tokio::time::sleep(self.cfg.heartbeat_interval) => {}
+            }
+            if let Err(e) = self.send_heartbeats().await {
+                warn!(group = %self.group, error = %e, "no broker took the heartbeat");
+            }
+        }
+    }
+
+    async fn commit_loop(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = tokio::time::sleep(self.cfg.auto_commit_interval) => {}
+            }
+            if let Err(e) = self.commit_all().await {
+                warn!(group = %self.group, error = %e, "offset commit failed; will retry");
+            }
+        }
+    }
+
+    async fn commit_all(&self) -> Result<(), Error> {
+        let states: Vec<Arc<QueueState>> = lock(&self.queues).values().cloned().collect();
+        let _serial = self.commit_lock.lock().await;
+        let mut first_error = None;
+        for state in states {
+            if let Err(e) = self.commit_queue(&state).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Persists one queue's committable offset if it moved.
+    async fn commit_queue(&self, state: &QueueState) -> Result<(), Error> {
+        let Some(offset) = lock(&state.offsets).pending_commit() else {
+            return Ok(());
+        };
+        let queue = &state.queue;
+        let addr = self.client.find_master(&queue.topic, &queue.broker_name).await?;
+        rpc::update_offset(&self.client, &addr, &self.group, queue, offset, self.request_timeout()).await?;
+        lock(&state.offsets).persisted(offset);
+        debug!(queue = %queue, offset, "offset committed");
+        Ok(())
+    }
+
+    async fn unregister(&self) {
+        for addr in self.broker_addrs().await {
+            if let Err(e) = rpc::unregister(&self.client, &addr, &self.client_id, &self.group, self.request_timeout()).await {
+                debug!(broker = %addr, error = %e, "unregister failed; the broker drops us when our heartbeat expires");
+            }
+        }
+    }
+
+    async fn send_back(&self, message: &MessageExt, delay_level: i32) -> Result<(), Error> {
+        // A redelivered message carries its original topic; the broker wants that as origin.
+        let origin_topic = self.client.wrap(&message.topic);
+        let addr = self.client.find_master(&origin_topic, &message.broker_name).await;
+        let sent = match addr {
+            Ok(addr) => {
+                rpc::send_back(
+                    &self.client,
+                    &addr,
+                    &self.group,
+                    message,
+                    &origin_topic,
+                    delay_level,
+                    self.cfg.max_reconsume_times,
+                    self.request_timeout(),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match sent {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                warn!(group = %self.group, msg_id = %message.message_id(), error = %e, "send back refused; re-sending to the retry topic");
+                self.resend_to_retry_topic(message, &origin_topic).await
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The per-queue task: find the start offset, then long-poll PULL_MESSAGE, re-check tags,
+//! hand batches to the channel, and stop pulling while too much is unacknowledged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::error::Error;
+use crate::message::{decode_messages, property, MessageExt};
+use crate::producer::{OutgoingMessage, Producer};
+use crate::route::MessageQueue;
+
+use super::rpc::{self, PullRequest, PullResult};
+use super::{lock, Batch, QueueState, Shared, StartPosition};
+
+/// Java's inner producer group, used for the send-back fallback.
+const INNER_PRODUCER_GROUP: &str = "CLIENT_INNER_PRODUCER";
+/// Java re-sends a refused send-back with delay level 3 + reconsume count.
+const FALLBACK_BASE_DELAY_LEVEL: i32 = 3;
+
+/// Exponential back-off between failed attempts, interruptible by a stop token.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(200);
+    const MAX: Duration = Duration::from_secs(5);
+
+    fn new() -> Self {
+        Backoff { next: Self::FIRST }
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    /// Sleeps; false if stopped meanwhile.
+    async fn wait(&mut self, stop: &CancellationToken) -> bool {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        tokio::select! {
+            _ = stop.cancelled() => false,
+            _ = tokio::time::sleep(delay) => true,
+        }
+    }
+}
+
+impl Shared {
+    pub(super) async fn consume_queue(self: Arc<Self>, state: Arc<QueueState>, subscription: usize) {
+        let stop = &state.stop;
+        let queue = &state.queue;
+        let mut backoff = Backoff::new();
+        loop {
+            let found = tokio::select! {
+                _ = stop.cancelled() => return,
+                found = self.start_offset(queue) => found,
+            };
+            match found {
+                Ok((offset, stored)) => {
+                    debug!(queue = %queue, offset, stored, "starting");
+                    lock(&state.offsets).start(offset, stored);
+                    break;
+                }
+                Err(e) => {
+                    warn!(queue = %queue, error = %e, "cannot find the start offset; retrying");
+                    if !backoff.wait(stop).await {
+                        return;
+                    }
+                }
+            }
+        }
+        backoff.reset();
+        let subscription = &self.subscriptions[subscription];
+        loop {
+            // Back-pressure: wait for acks while the queue has too much outstanding.
+            while lock(&state.offsets).unacked() >= self.cfg.max_unacked_per_queue {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = state.room.notified() => {}
+                }
+            }
+            let offset = lock(&state.offsets).next_pull();
+            let pulled = tokio::select! {
+                _ = stop.cancelled() => return,
+                pulled = self.pull(queue, offset, subscription) => pulled,
+            };
+            let messages = match pulled {
+                Ok(PullResult::Found { body, next_begin }) => match decode_messages(&body) {
+                    Ok(messages) => {
+                        let kept: Vec<MessageExt> = messages
+                            .into_iter()
+                            .filter(|m| subscription.matches(m.tags()))
+                            .map(|m| self.restore(m, queue))
+                            .collect();
+                        lock(&state.offsets).delivered(kept.iter().map(|m| m.queue_offset), next_begin);
+                        kept
+                    }
+                    // Never skip what we cannot read: the queue waits (and logs) instead.
+                    Err(e) => {
+                        warn!(queue = %queue, offset, error = %e, "undecodable pull response; retrying");
+                        if !backoff.wait(stop).await {
+                            return;
+                        }
+                        continue;
+                    }
+                },
+                Ok(PullResult::NoNewMessage { next_begin } | PullResult::NoMatchedMessage { next_begin }) => {
+                    lock(&state.offsets).delivered([], next_begin);
+                    Vec::new()
+                }
+                Ok(PullResult::OffsetIllegal { next_begin }) => {
+                    warn!(queue = %queue, offset, next_begin, "offset outside the queue; moving on as the broker says");
+                    lock(&state.offsets).reset(next_begin);
+                    let _serial = self.commit_lock.lock().await;
+                    if let Err(e) = self.commit_queue(&state).await {
+                        warn!(queue = %queue, error = %e, "committing the corrected offset failed");
+                    }
+                    Vec::new()
+                }
+                Err(e) => {
+                    warn!(queue = %queue, offset, error = %e, "pull failed; retrying");
+                    if !backoff.wait(stop).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            backoff.reset();
+            if messages.is_empty() {
+                continue;
+            }
+            let batch = Batch { queue: queue.clone(), messages, owner: Arc::downgrade(&state) };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                sent = self.batches.send(batch) => if sent.is_err() { return },
+            }
+        }
+    }
+
+    async fn pull(&self, queue: &MessageQueue, offset: i64, subscription: &super::Subscription) -> Result<PullResult, Error> {
+        let addr = self.client.find_master(&queue.topic, &queue.broker_name).await?;
+        let request = PullRequest {
+            group: &self.group,
+            queue,
+            offset,
+            max_messages: self.cfg.pull_batch_size,
+            subscription,
+            suspend: self.cfg.long_poll,
+        };
+        rpc::pull(&self.client, &addr, request).await
+    }
+
+    /// (offset to start at, offset the broker has stored or -1).
+    async fn start_offset(&self, queue: &MessageQueue) -> Result<(i64, i64), Error> {
+        let addr = self.client.find_master(&queue.topic, &queue.broker_name).await?;
+        let timeout = self.request_timeout();
+        if let Some(stored) = rpc::query_offset(&self.client, &addr, &self.group, queue, timeout).await? {
+            if stored >= 0 {
+                return Ok((stored, stored));
+            }
+        }
+        let start = if queue.topic == self.retry_topic {
+            0
+        } else {
+            match self.cfg.start {
+                StartPosition::Latest => rpc::max_offset(&self.client, &addr, queue, timeout).await?,
+                StartPosition::Earliest => 0,
+                StartPosition::Timestamp(ms) => rpc::search_offset(&self.client, &addr, queue, ms, timeout).await?,
+            }
+        };
+        Ok((start, -1))
+    }
+
+    /// Fills in the broker name, and for redelivered messages the original topic, as the Java
+    /// consumer does (`resetRetryAndNamespace`); topics are given without the namespace.
+    fn restore(&self, mut message: MessageExt, queue: &MessageQueue) -> MessageExt {
+        message.broker_name.clone_from(&queue.broker_name);
+        if queue.topic == self.retry_topic {
+            if let Some(original) = message.properties.get(property::RETRY_TOPIC) {
+                message.topic = original.to_string();
+            }
+        }
+        if let std::borrow::Cow::Owned(plain) = self.client.unwrap(&message.topic) {
+            message.topic = plain;
+        }
+        message
+    }
+
+    /// Java's fallback when CONSUMER_SEND_MSG_BACK fails: a new message to `%RETRY%<group>`
+    /// carrying the original's properties, origin id, topic and reconsume count.
+    pub(super) async fn resend_to_retry_topic(&self, message: &MessageExt, origin_topic: &str) -> Result<(), Error> {
+        let producer = self
+            .fallback_producer
+            .get_or_try_init(|| Producer::start(self.client.clone(), INNER_PRODUCER_GROUP))
+            .await?;
+        let mut retry = OutgoingMessage::new(format!("%RETRY%{}", self.cfg.group), message.body.clone());
+        retry.properties = message.properties.clone();
+        let origin_id = message.properties.get(property::ORIGIN_MESSAGE_ID).map(str::to_string).unwrap_or_else(|| message.message_id());
+        retry.properties.insert(property::ORIGIN_MESSAGE_ID, origin_id);
+        retry.properties.insert(property::RETRY_TOPIC, self.client.unwrap(origin_topic).into_owned());
+        retry.properties.insert(RECONSUME_TIME, (message.reconsume_times + 1).to_string());
+        retry.properties.insert(property::MAX_RECONSUME_TIMES, self.cfg.max_reconsume_times.to_string());
+        retry.properties.insert(property::DELAY_TIME_LEVEL, (FALLBACK_BASE_DELAY_LEVEL + message.reconsume_times).to_string());
+        retry.properties.remove(TRANSACTION_PREPARED);
+        producer.send(retry).await.map(drop)
+    }
+}
+
+/// `MessageConst.PROPERTY_RECONSUME_TIME`.
+const RECONSUME_TIME: &str = "RECONSUME_TIME";
+/// `MessageConst.PROPERTY_TRANSACTION_PREPARED`.
+const TRANSACTION_PREPARED: &str = "TRAN_MSG";

@@ -1,0 +1,115 @@
+//! Re-balancing: which queues of each subscribed topic this member owns, and starting /
+//! stopping the per-queue pull tasks accordingly.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use tracing::{debug, info, warn};
+
+use crate::error::Error;
+use crate::route::MessageQueue;
+
+use super::allocate::{allocate_averagely, sort_client_ids};
+use super::offsets::QueueOffsets;
+use super::{lock, rpc, QueueState, Shared};
+
+impl Shared {
+    pub(super) async fn rebalance_loop(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = tokio::time::sleep(self.cfg.rebalance_interval) => {}
+                _ = self.rebalance_now.notified() => {}
+            }
+            self.rebalance().await;
+        }
+    }
+
+    /// One re-balance of every subscribed topic. Failures keep the current assignment.
+    pub(super) async fn rebalance(self: &Arc<Self>) {
+        for index in 0..self.subscriptions.len() {
+            let topic = self.subscriptions[index].topic.clone();
+            match self.owned_queues(&topic).await {
+                Ok(owned) => self.assign(&topic, index, owned).await,
+                // The retry topic only exists once a broker created it for the group.
+                Err(Error::TopicNotFound { .. }) if topic == self.retry_topic => {
+                    debug!(topic, "retry topic not created yet")
+                }
+                Err(e) => warn!(group = %self.group, topic, error = %e, "re-balance failed; keeping the current queues"),
+            }
+        }
+    }
+
+    /// The queues of `topic` this member should own now (AllocateMessageQueueAveragely).
+    async fn owned_queues(&self, topic: &str) -> Result<Vec<MessageQueue>, Error> {
+        let route = self.client.refresh_route(topic).await?;
+        let queues = route.read_queues(topic); // sorted by topic, broker name, queue id
+        if queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Java asks one broker of the topic; any master of the route will do.
+        let mut last_error = None;
+        for broker in &route.broker_datas {
+            let Some(addr) = broker.master_addr() else { continue };
+            match rpc::consumer_list(&self.client, addr, &self.group, self.request_timeout()).await {
+                Ok(mut ids) => {
+                    sort_client_ids(&mut ids);
+                    let owned = allocate_averagely(&queues, &ids, &self.client_id).to_vec();
+                    if !ids.contains(&self.client_id) {
+                        debug!(group = %self.group, broker = addr, "broker does not list us yet; owning nothing until it does");
+                    }
+                    return Ok(owned);
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or(Error::NoMaster { broker_name: format!("(any broker of topic {topic})") }))
+    }
+
+    /// Starts pull tasks for newly owned queues of `topic`; stops and commits revoked ones.
+    async fn assign(self: &Arc<Self>, topic: &str, subscription: usize, owned: Vec<MessageQueue>) {
+        if self.stop.is_cancelled() {
+            return;
+        }
+        let owned_set: HashSet<&MessageQueue> = owned.iter().collect();
+        let (revoked, added) = {
+            let mut queues = lock(&self.queues);
+            let revoked: Vec<Arc<QueueState>> = queues
+                .iter()
+                .filter(|(queue, _)| queue.topic == topic && !owned_set.contains(queue))
+                .map(|(_, state)| state.clone())
+                .collect();
+            for state in &revoked {
+                queues.remove(&state.queue);
+                state.stop.cancel();
+            }
+            let mut added = Vec::new();
+            for queue in &owned {
+                if !queues.contains_key(queue) {
+                    let state = Arc::new(QueueState {
+                        queue: queue.clone(),
+                        offsets: Mutex::new(QueueOffsets::unstarted()),
+                        room: Default::default(),
+                        stop: self.stop.child_token(),
+                    });
+                    queues.insert(queue.clone(), state.clone());
+                    added.push(state);
+                }
+            }
+            (revoked, added)
+        };
+        for state in revoked {
+            // Whatever was acknowledged is committed; the rest goes to the queue's new owner.
+            let _serial = self.commit_lock.lock().await;
+            match self.commit_queue(&state).await {
+                Ok(()) => info!(queue = %state.queue, "queue revoked"),
+                Err(e) => warn!(queue = %state.queue, error = %e, "queue revoked; committing its offset failed"),
+            }
+        }
+        for state in added {
+            info!(queue = %state.queue, "queue assigned");
+            tokio::spawn(self.clone().consume_queue(state, subscription));
+        }
+    }
+}
+
