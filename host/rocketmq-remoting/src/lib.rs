@@ -1,1 +1,32 @@
-//! Apache RocketMQ remoting client.
+//! A client for Apache RocketMQ's classic remoting (TCP) protocol, as 4.x clients speak it and
+//! 4.9.x / 5.x brokers serve it.
+//!
+//! * [`command`] — `RemotingCommand`, JSON headers, the frame codec.
+//! * [`connection`] — the [`RequestHandler`] trait for requests brokers send to clients.
+//! * [`client`] — [`Client`]: connection pool, name-server fail-over, route cache, ACL, namespaces.
+//! * [`message`] — [`MessageExt`] and the stored-message decoder.
+//! * [`consumer`] — [`Consumer`]: cluster consumer (heartbeat, re-balance, long-poll pull, offsets).
+//! * [`producer`] — [`Producer`] (SEND_MESSAGE_V2).
+//! * [`acl`], [`namespace`], [`route`], [`codes`], [`error`].
+
+pub mod acl;
+pub mod client;
+pub mod codes;
+pub mod command;
+pub mod connection;
+pub mod consumer;
+pub mod error;
+pub mod message;
+pub mod namespace;
+pub mod producer;
+pub mod route;
+
+pub use acl::Credentials;
+pub use client::{Client, ClientConfig, HandlerId};
+pub use command::RemotingCommand;
+pub use connection::RequestHandler;
+pub use consumer::{Batch, Consumer, ConsumerConfig, StartPosition};
+pub use error::Error;
+pub use message::{decode_message, decode_messages, MessageExt, Properties};
+pub use producer::{OutgoingMessage, Producer, SendResult};
+pub use route::{MessageQueue, TopicRoute};

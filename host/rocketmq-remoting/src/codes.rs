@@ -1,0 +1,126 @@
+//! Request and response codes of the remoting protocol (same values in 4.9.x and 5.x).
+
+/// Request codes.
+pub mod request {
+    pub const SEND_MESSAGE: i32 = 10;
+    pub const PULL_MESSAGE: i32 = 11;
+    pub const QUERY_CONSUMER_OFFSET: i32 = 14;
+    pub const UPDATE_CONSUMER_OFFSET: i32 = 15;
+    pub const UPDATE_AND_CREATE_TOPIC: i32 = 17;
+    pub const SEARCH_OFFSET_BY_TIMESTAMP: i32 = 29;
+    pub const GET_MAX_OFFSET: i32 = 30;
+    pub const GET_MIN_OFFSET: i32 = 31;
+    pub const HEART_BEAT: i32 = 34;
+    pub const UNREGISTER_CLIENT: i32 = 35;
+    pub const CONSUMER_SEND_MSG_BACK: i32 = 36;
+    pub const END_TRANSACTION: i32 = 37;
+    pub const GET_CONSUMER_LIST_BY_GROUP: i32 = 38;
+    pub const CHECK_TRANSACTION_STATE: i32 = 39;
+    pub const NOTIFY_CONSUMER_IDS_CHANGED: i32 = 40;
+    pub const LOCK_BATCH_MQ: i32 = 41;
+    pub const UNLOCK_BATCH_MQ: i32 = 42;
+    pub const GET_ROUTEINFO_BY_TOPIC: i32 = 105;
+    pub const GET_BROKER_CLUSTER_INFO: i32 = 106;
+    pub const RESET_CONSUMER_CLIENT_OFFSET: i32 = 220;
+    pub const GET_CONSUMER_STATUS_FROM_CLIENT: i32 = 221;
+    pub const GET_CONSUMER_RUNNING_INFO: i32 = 307;
+    pub const CONSUME_MESSAGE_DIRECTLY: i32 = 309;
+    pub const SEND_MESSAGE_V2: i32 = 310;
+    pub const SEND_BATCH_MESSAGE: i32 = 320;
+    pub const PUSH_REPLY_MESSAGE_TO_CLIENT: i32 = 326;
+}
+
+/// Response codes.
+pub mod response {
+    pub const SUCCESS: i32 = 0;
+    pub const SYSTEM_ERROR: i32 = 1;
+    pub const SYSTEM_BUSY: i32 = 2;
+    pub const REQUEST_CODE_NOT_SUPPORTED: i32 = 3;
+    pub const TRANSACTION_FAILED: i32 = 4;
+    pub const FLUSH_DISK_TIMEOUT: i32 = 10;
+    pub const SLAVE_NOT_AVAILABLE: i32 = 11;
+    pub const FLUSH_SLAVE_TIMEOUT: i32 = 12;
+    pub const MESSAGE_ILLEGAL: i32 = 13;
+    pub const SERVICE_NOT_AVAILABLE: i32 = 14;
+    pub const VERSION_NOT_SUPPORTED: i32 = 15;
+    pub const NO_PERMISSION: i32 = 16;
+    pub const TOPIC_NOT_EXIST: i32 = 17;
+    pub const TOPIC_EXIST_ALREADY: i32 = 18;
+    pub const PULL_NOT_FOUND: i32 = 19;
+    pub const PULL_RETRY_IMMEDIATELY: i32 = 20;
+    pub const PULL_OFFSET_MOVED: i32 = 21;
+    pub const QUERY_NOT_FOUND: i32 = 22;
+    pub const SUBSCRIPTION_PARSE_FAILED: i32 = 23;
+    pub const SUBSCRIPTION_NOT_EXIST: i32 = 24;
+    pub const SUBSCRIPTION_NOT_LATEST: i32 = 25;
+    pub const SUBSCRIPTION_GROUP_NOT_EXIST: i32 = 26;
+    pub const FILTER_DATA_NOT_EXIST: i32 = 27;
+    pub const FILTER_DATA_NOT_LATEST: i32 = 28;
+    pub const CONSUMER_NOT_ONLINE: i32 = 206;
+
+    /// A readable name for error messages.
+    pub fn name(code: i32) -> &'static str {
+        match code {
+            SUCCESS => "SUCCESS",
+            SYSTEM_ERROR => "SYSTEM_ERROR",
+            SYSTEM_BUSY => "SYSTEM_BUSY",
+            REQUEST_CODE_NOT_SUPPORTED => "REQUEST_CODE_NOT_SUPPORTED",
+            TRANSACTION_FAILED => "TRANSACTION_FAILED",
+            FLUSH_DISK_TIMEOUT => "FLUSH_DISK_TIMEOUT",
+            SLAVE_NOT_AVAILABLE => "SLAVE_NOT_AVAILABLE",
+            FLUSH_SLAVE_TIMEOUT => "FLUSH_SLAVE_TIMEOUT",
+            MESSAGE_ILLEGAL => "MESSAGE_ILLEGAL",
+            SERVICE_NOT_AVAILABLE => "SERVICE_NOT_AVAILABLE",
+            VERSION_NOT_SUPPORTED => "VERSION_NOT_SUPPORTED",
+            NO_PERMISSION => "NO_PERMISSION",
+            TOPIC_NOT_EXIST => "TOPIC_NOT_EXIST",
+            TOPIC_EXIST_ALREADY => "TOPIC_EXIST_ALREADY",
+            PULL_NOT_FOUND => "PULL_NOT_FOUND",
+            PULL_RETRY_IMMEDIATELY => "PULL_RETRY_IMMEDIATELY",
+            PULL_OFFSET_MOVED => "PULL_OFFSET_MOVED",
+            QUERY_NOT_FOUND => "QUERY_NOT_FOUND",
+            SUBSCRIPTION_PARSE_FAILED => "SUBSCRIPTION_PARSE_FAILED",
+            SUBSCRIPTION_NOT_EXIST => "SUBSCRIPTION_NOT_EXIST",
+            SUBSCRIPTION_NOT_LATEST => "SUBSCRIPTION_NOT_LATEST",
+            SUBSCRIPTION_GROUP_NOT_EXIST => "SUBSCRIPTION_GROUP_NOT_EXIST",
+            FILTER_DATA_NOT_EXIST => "FILTER_DATA_NOT_EXIST",
+            FILTER_DATA_NOT_LATEST => "FILTER_DATA_NOT_LATEST",
+            CONSUMER_NOT_ONLINE => "CONSUMER_NOT_ONLINE",
+            _ => "UNKNOWN",
+        }
+    }
+}
+
+/// A readable name of a request code for error messages.
+pub fn request_name(code: i32) -> &'static str {
+    use request::*;
+    match code {
+        SEND_MESSAGE => "SEND_MESSAGE",
+        PULL_MESSAGE => "PULL_MESSAGE",
+        QUERY_CONSUMER_OFFSET => "QUERY_CONSUMER_OFFSET",
+        UPDATE_CONSUMER_OFFSET => "UPDATE_CONSUMER_OFFSET",
+        UPDATE_AND_CREATE_TOPIC => "UPDATE_AND_CREATE_TOPIC",
+        SEARCH_OFFSET_BY_TIMESTAMP => "SEARCH_OFFSET_BY_TIMESTAMP",
+        GET_MAX_OFFSET => "GET_MAX_OFFSET",
+        GET_MIN_OFFSET => "GET_MIN_OFFSET",
+        HEART_BEAT => "HEART_BEAT",
+        UNREGISTER_CLIENT => "UNREGISTER_CLIENT",
+        CONSUMER_SEND_MSG_BACK => "CONSUMER_SEND_MSG_BACK",
+        END_TRANSACTION => "END_TRANSACTION",
+        GET_CONSUMER_LIST_BY_GROUP => "GET_CONSUMER_LIST_BY_GROUP",
+        CHECK_TRANSACTION_STATE => "CHECK_TRANSACTION_STATE",
+        NOTIFY_CONSUMER_IDS_CHANGED => "NOTIFY_CONSUMER_IDS_CHANGED",
+        LOCK_BATCH_MQ => "LOCK_BATCH_MQ",
+        UNLOCK_BATCH_MQ => "UNLOCK_BATCH_MQ",
+        GET_ROUTEINFO_BY_TOPIC => "GET_ROUTEINFO_BY_TOPIC",
+        GET_BROKER_CLUSTER_INFO => "GET_BROKER_CLUSTER_INFO",
+        RESET_CONSUMER_CLIENT_OFFSET => "RESET_CONSUMER_CLIENT_OFFSET",
+        GET_CONSUMER_STATUS_FROM_CLIENT => "GET_CONSUMER_STATUS_FROM_CLIENT",
+        GET_CONSUMER_RUNNING_INFO => "GET_CONSUMER_RUNNING_INFO",
+        CONSUME_MESSAGE_DIRECTLY => "CONSUME_MESSAGE_DIRECTLY",
+        SEND_MESSAGE_V2 => "SEND_MESSAGE_V2",
+        SEND_BATCH_MESSAGE => "SEND_BATCH_MESSAGE",
+        PUSH_REPLY_MESSAGE_TO_CLIENT => "PUSH_REPLY_MESSAGE_TO_CLIENT",
+        _ => "REQUEST",
+    }
+}

@@ -1,0 +1,328 @@
+//! One TCP connection to a broker or name server: a writer task batching frames, a reader task
+//! completing pending requests by opaque and dispatching requests the server sends to us.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tracing::{debug, warn};
+
+use crate::codes::response;
+use crate::command::{FrameCodec, RemotingCommand};
+use crate::error::{request_label, Error};
+
+/// Handles requests a broker sends to this client (NOTIFY_CONSUMER_IDS_CHANGED,
+/// GET_CONSUMER_RUNNING_INFO, RESET_CONSUMER_CLIENT_OFFSET, CHECK_TRANSACTION_STATE, …).
+///
+/// Called on the connection's reader task: return quickly (spawn for slow work).
+pub trait RequestHandler: Send + Sync + 'static {
+    /// `Some(response)` if this handler took the request (opaque and response flag are filled in
+    /// by the connection); `None` to let the next handler try. A request nobody takes is
+    /// answered with REQUEST_CODE_NOT_SUPPORTED (one-way requests get no answer).
+    fn handle(&self, server_addr: &str, request: &RemotingCommand) -> Option<RemotingCommand>;
+}
+
+/// Registered handlers, tried in registration order.
+#[derive(Default, Clone)]
+pub(crate) struct Handlers(Arc<RwLock<Vec<(u64, Arc<dyn RequestHandler>)>>>);
+
+impl Handlers {
+    pub(crate) fn add(&self, id: u64, handler: Arc<dyn RequestHandler>) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).push((id, handler));
+    }
+
+    pub(crate) fn remove(&self, id: u64) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).retain(|(other, _)| *other != id);
+    }
+
+    fn dispatch(&self, server_addr: &str, request: &RemotingCommand) -> Option<RemotingCommand> {
+        let handlers: Vec<Arc<dyn RequestHandler>> =
+            self.0.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(_, h)| h.clone()).collect();
+        handlers.iter().find_map(|handler| handler.handle(server_addr, request))
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>>;
+
+/// Frames waiting for the writer; bounded so a stuck socket pushes back on callers.
+const WRITE_QUEUE: usize = 1024;
+
+pub(crate) struct Connection {
+    addr: String,
+    writer: mpsc::Sender<RemotingCommand>,
+    pending: Pending,
+    closed: Arc<AtomicBool>,
+    reader: AbortHandle,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // The writer ends when its last sender (ours) goes; the reader must be stopped.
+        self.reader.abort();
+    }
+}
+
+impl Connection {
+    pub(crate) async fn connect(
+        addr: &str,
+        connect_timeout: Duration,
+        max_frame: usize,
+        handlers: Handlers,
+    ) -> Result<Arc<Connection>, Error> {
+        let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => return Err(Error::Connect { addr: addr.to_string(), source }),
+            Err(_) => {
+                let source = std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no answer in {connect_timeout:?}"));
+                return Err(Error::Connect { addr: addr.to_string(), source });
+            }
+        };
+        stream.set_nodelay(true).ok();
+        let (read_half, write_half) = stream.into_split();
+        let (writer, writer_rx) = mpsc::channel(WRITE_QUEUE);
+        let pending: Pending = Arc::default();
+        let closed = Arc::new(AtomicBool::new(false));
+
+        tokio::spawn(write_loop(
+            addr.to_string(),
+            FramedWrite::new(write_half, FrameCodec::new(max_frame)),
+            writer_rx,
+            closed.clone(),
+            pending.clone(),
+        ));
+        let reader = tokio::spawn(read_loop(
+            addr.to_string(),
+            FramedRead::new(read_half, FrameCodec::new(max_frame)),
+            writer.downgrade(),
+            closed.clone(),
+            pending.clone(),
+            handlers,
+        ))
+        .abort_handle();
+        debug!(addr, "connected");
+        Ok(Arc::new(Connection { addr: addr.to_string(), writer, pending, closed, reader }))
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Sends a request and waits for its response (any code: callers interpret it).
+    pub(crate) async fn invoke(&self, request: RemotingCommand, timeout: Duration) -> Result<RemotingCommand, Error> {
+        let opaque = request.opaque;
+        let code = request.code;
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(opaque, tx);
+        let closed_error = || Error::ConnectionClosed { addr: self.addr.clone(), request: request_label(code) };
+        // Checked after inserting: the reader sets `closed` before it drains `pending`.
+        if self.is_closed() {
+            self.forget(opaque);
+            return Err(closed_error());
+        }
+        let exchange = async {
+            self.writer.send(request).await.map_err(|_| closed_error())?;
+            rx.await.map_err(|_| closed_error())
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => {
+                if result.is_err() {
+                    self.forget(opaque);
+                }
+                result
+            }
+            Err(_) => {
+                self.forget(opaque);
+                Err(Error::Timeout { addr: self.addr.clone(), request: request_label(code), timeout })
+            }
+        }
+    }
+
+    /// Sends a request flagged one-way; no response is expected.
+    pub(crate) async fn invoke_oneway(&self, mut request: RemotingCommand, timeout: Duration) -> Result<(), Error> {
+        request.mark_oneway();
+        let code = request.code;
+        match tokio::time::timeout(timeout, self.writer.send(request)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::ConnectionClosed { addr: self.addr.clone(), request: request_label(code) }),
+            Err(_) => Err(Error::Timeout { addr: self.addr.clone(), request: request_label(code), timeout }),
+        }
+    }
+
+    fn forget(&self, opaque: i32) {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&opaque);
+    }
+}
+
+fn close(closed: &AtomicBool, pending: &Pending) {
+    closed.store(true, Ordering::SeqCst);
+    // Dropping the senders wakes every waiter with "connection closed".
+    pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+async fn write_loop(
+    addr: String,
+    mut sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, FrameCodec>,
+    mut queue: mpsc::Receiver<RemotingCommand>,
+    closed: Arc<AtomicBool>,
+    pending: Pending,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut result = sink.feed(first).await;
+        // Batch whatever is already queued into one flush.
+        while result.is_ok() {
+            match queue.try_recv() {
+                Ok(next) => result = sink.feed(next).await,
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = result.and(sink.flush().await) {
+            warn!(addr, error = %e, "write failed; closing the connection");
+            break;
+        }
+    }
+    close(&closed, &pending);
+    let _ = sink.close().await;
+}
+
+async fn read_loop(
+    addr: String,
+    mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+    writer: mpsc::WeakSender<RemotingCommand>,
+    closed: Arc<AtomicBool>,
+    pending: Pending,
+    handlers: Handlers,
+) {
+    loop {
+        let command = match frames.next().await {
+            Some(Ok(command)) => command,
+            Some(Err(e)) => {
+                warn!(addr, error = %e, "unreadable data; closing the connection");
+                break;
+            }
+            None => {
+                debug!(addr, "closed by the server");
+                break;
+            }
+        };
+        if command.is_response() {
+            let waiter = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&command.opaque);
+            match waiter {
+                Some(waiter) => {
+                    let _ = waiter.send(command);
+                }
+                None => debug!(addr, opaque = command.opaque, "response for a request no one waits for (timed out?)"),
+            }
+            continue;
+        }
+        let answer = handlers.dispatch(&addr, &command).map(|mut answer| {
+            answer.opaque = command.opaque;
+            answer.flag = RemotingCommand::response_to(&command, 0, None).flag;
+            answer
+        });
+        if command.is_oneway() {
+            continue;
+        }
+        let answer = answer.unwrap_or_else(|| {
+            debug!(addr, code = command.code, "request from the server not supported");
+            RemotingCommand::response_to(
+                &command,
+                response::REQUEST_CODE_NOT_SUPPORTED,
+                Some(format!("request code {} not supported by this client", command.code)),
+            )
+        });
+        let Some(writer) = writer.upgrade() else { break };
+        if writer.try_send(answer).is_err() {
+            warn!(addr, code = command.code, "write queue full; dropped the answer to a server request");
+        }
+    }
+    close(&closed, &pending);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    struct Echo;
+    impl RequestHandler for Echo {
+        fn handle(&self, _: &str, request: &RemotingCommand) -> Option<RemotingCommand> {
+            (request.code == 40).then(|| RemotingCommand::response_to(request, 0, Some("seen".into())))
+        }
+    }
+
+    /// A fake server: answers each request with code = request code, and sends us one request
+    /// (code 40) and one we do not support (code 999), checking our answers.
+    async fn fake_server(listener: TcpListener) -> Vec<RemotingCommand> {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (r, w) = socket.into_split();
+        let mut frames = FramedRead::new(r, FrameCodec::default());
+        let mut sink = FramedWrite::new(w, FrameCodec::default());
+        let mut ours = RemotingCommand::request(40);
+        ours.opaque = 1_000_001;
+        sink.send(ours).await.unwrap();
+        let mut unknown = RemotingCommand::request(999);
+        unknown.opaque = 1_000_002;
+        sink.send(unknown).await.unwrap();
+        let (mut seen, mut answered) = (Vec::new(), 0);
+        while let Some(Ok(cmd)) = frames.next().await {
+            if cmd.is_response() {
+                seen.push(cmd);
+            } else {
+                let mut answer = RemotingCommand::response_to(&cmd, cmd.code, None);
+                answer.body = cmd.body.clone();
+                sink.send(answer).await.unwrap();
+                answered += 1;
+            }
+            if seen.len() == 2 && answered == 20 {
+                break;
+            }
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn requests_responses_and_server_requests() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(fake_server(listener));
+        let handlers = Handlers::default();
+        handlers.add(1, Arc::new(Echo));
+        let conn = Connection::connect(&addr, Duration::from_secs(1), 1 << 20, handlers).await.unwrap();
+        let calls = (1..=20).map(|code| {
+            let conn = &conn;
+            async move {
+                let resp = conn.invoke(RemotingCommand::request(code).with_body(vec![code as u8]), Duration::from_secs(5)).await.unwrap();
+                assert_eq!((resp.code, &resp.body[..]), (code, &[code as u8][..]));
+            }
+        });
+        futures_util::future::join_all(calls).await;
+        let seen = server.await.unwrap();
+        let by_opaque = |o| seen.iter().find(|c| c.opaque == o).unwrap();
+        assert_eq!(by_opaque(1_000_001).remark.as_deref(), Some("seen"));
+        assert_eq!(by_opaque(1_000_002).code, response::REQUEST_CODE_NOT_SUPPORTED);
+    }
+
+    #[tokio::test]
+    async fn timeout_names_the_address_and_closed_connection_fails_fast() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            drop(socket);
+        });
+        let conn = Connection::connect(&addr, Duration::from_secs(1), 1 << 20, Handlers::default()).await.unwrap();
+        let err = conn.invoke(RemotingCommand::request(105), Duration::from_millis(50)).await.unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }) && err.to_string().contains(&addr), "{err}");
+        let err = conn.invoke(RemotingCommand::request(105), Duration::from_secs(5)).await.unwrap_err();
+        assert!(matches!(err, Error::ConnectionClosed { .. }), "{err}");
+        assert!(conn.is_closed());
+        server.await.unwrap();
+    }
+}
