@@ -1,1 +1,23 @@
-//! inflow plugin runtime.
+//! inflow's plugin runtime: WebAssembly components that map one RocketMQ
+//! message to MQTT publishes, hosted with wasmtime.
+//!
+//! * [`Runtime`]: one per process. It owns the wasmtime engine, its epoch
+//!   ticker (CPU deadlines), the linker (an empty WASI context plus the
+//!   `inflow:mapping/host` imports) and the compiled-code cache.
+//! * [`Plugin`]: a component compiled, checked against the `mapping` world
+//!   (`wit/mapping/mapping.wit`) and canary-instantiated.
+//! * [`Instance`]: one per rule and worker; maps messages one at a time under
+//!   a CPU deadline and a memory cap, re-instantiating itself after a trap.
+//! * [`PluginDir`]: watches the plugin folder and hands out the current
+//!   version of each plugin through `tokio::sync::watch` receivers.
+
+mod cache;
+mod dir;
+mod instance;
+mod runtime;
+mod types;
+
+pub use dir::{DirCounters, PluginDir};
+pub use instance::{Instance, MapError};
+pub use runtime::{LoadError, LoadOptions, Plugin, PluginError, Runtime, RuntimeConfig, RuntimeError};
+pub use types::{Limits, MessageView, Payload, Publish, Qos, RuleContext};
