@@ -1,0 +1,270 @@
+//! The connection task: connect (TCP, TLS), CONNECT/CONNACK, then move publishes out and acks in
+//! until the connection fails; reconnect with backoff; the session keeps what is outstanding.
+
+use super::codec::{self, ConnectOptions, Packet};
+use super::session::Session;
+use super::tls::Tls;
+use super::Command;
+use crate::config::{MqttConfig, Protocol};
+use anyhow::{bail, Context as _};
+use bytes::BytesMut;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{sleep, timeout, Instant};
+use tokio_rustls::rustls::pki_types::ServerName;
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Largest packet we accept from the broker (it only sends acks to us).
+const MAX_INCOMING: usize = 1 << 20;
+
+enum Ended {
+    /// Close was asked for and is done.
+    Closed(oneshot::Sender<()>),
+    /// All `Sink` handles are gone.
+    Dropped,
+}
+
+pub(crate) async fn run(
+    config: MqttConfig,
+    tls: Option<Tls>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    connected: watch::Sender<bool>,
+) {
+    let mut session = Session::new(config.protocol);
+    let mut backoff = MIN_BACKOFF;
+    let mut close: Option<(Instant, oneshot::Sender<()>)> = None;
+    let ended = loop {
+        let attempt = async {
+            let stream = connect(&config, tls.as_ref()).await?;
+            handshake(stream, &config).await
+        };
+        let result = tokio::select! {
+            r = timeout(config.connect_timeout, attempt) => r.unwrap_or_else(|_| Err(anyhow::anyhow!("timed out"))),
+            // While down, keep taking commands so publishes queue up for the next connection.
+            ended = take_commands_while_down(&mut commands, &mut session, &mut close) => break ended,
+        };
+        let (stream, inbuf, ack) = match result {
+            Ok(connected) => connected,
+            Err(e) => {
+                tracing::warn!(broker = %endpoint(&config), error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "MQTT connect failed");
+                if let Some(ended) = wait_or_take(backoff, &mut commands, &mut session, &mut close).await {
+                    break ended;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        backoff = MIN_BACKOFF;
+        session.on_connect(ack.receive_maximum, ack.maximum_packet_size);
+        let _ = connected.send(true);
+        tracing::info!(broker = %endpoint(&config), outstanding = session.len(), "MQTT connected");
+        let outcome = serve((stream, inbuf), &config, &mut session, &mut commands, &mut close).await;
+        let _ = connected.send(false);
+        match outcome {
+            Ok(ended) => break ended,
+            Err(e) => tracing::warn!(broker = %endpoint(&config), error = %format!("{e:#}"), outstanding = session.len(), "MQTT connection lost; reconnecting"),
+        }
+    };
+    session.fail_all();
+    if let Ended::Closed(reply) = ended {
+        let _ = reply.send(());
+    }
+}
+
+fn endpoint(c: &MqttConfig) -> String {
+    format!("{}://{}:{}", if c.tls.is_some() { "mqtts" } else { "mqtt" }, c.host, c.port)
+}
+
+fn accept(cmd: Command, session: &mut Session, close: &mut Option<(Instant, oneshot::Sender<()>)>) {
+    match cmd {
+        Command::Publish(entry) => session.push(entry),
+        Command::Close(grace, reply) => *close = Some((Instant::now() + grace, reply)),
+    }
+}
+
+/// Whether a pending close may finish now: nothing outstanding, or its grace is over.
+fn close_due(session: &Session, close: &Option<(Instant, oneshot::Sender<()>)>) -> bool {
+    close.as_ref().is_some_and(|(deadline, _)| session.len() == 0 || Instant::now() >= *deadline)
+}
+
+async fn take_commands_while_down(
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    session: &mut Session,
+    close: &mut Option<(Instant, oneshot::Sender<()>)>,
+) -> Ended {
+    loop {
+        if close_due(session, close) {
+            return Ended::Closed(close.take().expect("close is set").1);
+        }
+        let deadline = close.as_ref().map(|(d, _)| *d);
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(cmd) => accept(cmd, session, close),
+                None => return Ended::Dropped,
+            },
+            _ = sleep_until_opt(deadline) => {}
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn wait_or_take(
+    wait: Duration,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    session: &mut Session,
+    close: &mut Option<(Instant, oneshot::Sender<()>)>,
+) -> Option<Ended> {
+    tokio::select! {
+        _ = sleep(wait) => None,
+        ended = take_commands_while_down(commands, session, close) => Some(ended),
+    }
+}
+
+async fn connect(config: &MqttConfig, tls: Option<&Tls>) -> anyhow::Result<Box<dyn Stream>> {
+    let tcp = TcpStream::connect((config.host.as_str(), config.port)).await.context("TCP connect")?;
+    tcp.set_nodelay(true)?;
+    let Some(tls) = tls else { return Ok(Box::new(tcp)) };
+    let name = match &tls.server_name {
+        Some(n) => n.clone(),
+        None => ServerName::try_from(config.host.clone()).context("the broker host is not a valid TLS server name")?,
+    };
+    Ok(Box::new(tls.connector.connect(name, tcp).await.context("TLS handshake")?))
+}
+
+async fn handshake(mut stream: Box<dyn Stream>, config: &MqttConfig) -> anyhow::Result<(Box<dyn Stream>, BytesMut, codec::ConnAck)> {
+    let mut out = BytesMut::new();
+    codec::encode_connect(
+        &mut out,
+        &ConnectOptions {
+            protocol: config.protocol,
+            client_id: &config.client_id,
+            keep_alive_secs: config.keep_alive.as_secs().min(65535) as u16,
+            username: config.username.as_deref(),
+            password: config.password.as_ref().map(|p| p.expose()),
+            receive_maximum: 65535,
+        },
+    )?;
+    stream.write_all(&out).await?;
+    stream.flush().await?;
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        if let Some(packet) = codec::decode(&mut buf, config.protocol, MAX_INCOMING)? {
+            let Packet::ConnAck(ack) = packet else { bail!("the broker answered CONNECT with {packet:?}") };
+            if ack.code != 0 {
+                bail!("the broker refused the connection: {}", refusal(config.protocol, ack.code, ack.reason.as_deref()));
+            }
+            return Ok((stream, buf, ack));
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            bail!("the broker closed the connection during CONNECT");
+        }
+    }
+}
+
+fn refusal(protocol: Protocol, code: u8, reason: Option<&str>) -> String {
+    let text = match (protocol, code) {
+        (Protocol::V311, 1) => "unacceptable protocol version (try protocol = \"3.1.1\" or \"5\")",
+        (Protocol::V311, 2) | (Protocol::V5, 0x85) => "client id rejected",
+        (Protocol::V311, 3) | (Protocol::V5, 0x88) => "server unavailable",
+        (Protocol::V311, 4) | (Protocol::V5, 0x86) => "bad username or password",
+        (Protocol::V311, 5) | (Protocol::V5, 0x87) => "not authorized",
+        (Protocol::V5, 0x84) => "unsupported protocol version (try protocol = \"3.1.1\")",
+        _ => "refused",
+    };
+    match reason {
+        Some(r) => format!("{text} (code 0x{code:02x}: {r})"),
+        None => format!("{text} (code 0x{code:02x})"),
+    }
+}
+
+/// Runs one connection. `Ok` = the sink ended (closed or dropped); `Err` = the connection failed.
+async fn serve(
+    (stream, mut inbuf): (Box<dyn Stream>, BytesMut),
+    config: &MqttConfig,
+    session: &mut Session,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    close: &mut Option<(Instant, oneshot::Sender<()>)>,
+) -> anyhow::Result<Ended> {
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    let keep_alive = (!config.keep_alive.is_zero()).then_some(config.keep_alive);
+    let mut last_write = Instant::now();
+    let mut ping_sent: Option<Instant> = None;
+    loop {
+        // Decode what has arrived, then write what is ready.
+        while let Some(packet) = codec::decode(&mut inbuf, config.protocol, MAX_INCOMING)? {
+            match packet {
+                Packet::PingResp => ping_sent = None,
+                Packet::Disconnect { code, reason } => {
+                    bail!("the broker disconnected us: code 0x{code:02x}{}", reason.map(|r| format!(" ({r})")).unwrap_or_default())
+                }
+                Packet::ConnAck(_) => bail!("unexpected CONNACK"),
+                ack => session.on_packet(&ack),
+            }
+        }
+        let qos0 = session.write_ready(&mut out);
+        if let Some(ka) = keep_alive {
+            if ping_sent.is_none() && last_write.elapsed() >= ka {
+                codec::encode_pingreq(&mut out);
+                ping_sent = Some(Instant::now());
+            }
+        }
+        if !out.is_empty() {
+            writer.write_all(&out).await?;
+            writer.flush().await?;
+            out.clear();
+            last_write = Instant::now();
+            for done in qos0 {
+                let _ = done.send(Ok(()));
+            }
+        }
+        if close_due(session, close) {
+            codec::encode_disconnect(&mut out);
+            // Best effort: the broker may be gone already.
+            let _ = writer.write_all(&out).await;
+            let _ = writer.shutdown().await;
+            return Ok(Ended::Closed(close.take().expect("close is set").1));
+        }
+        let ping_deadline = match (keep_alive, ping_sent) {
+            (Some(ka), Some(sent)) => Some(sent + ka),
+            (Some(ka), None) => Some(last_write + ka),
+            (None, _) => None,
+        };
+        let close_deadline = close.as_ref().map(|(d, _)| *d);
+        tokio::select! {
+            n = reader.read_buf(&mut inbuf) => {
+                if n? == 0 {
+                    bail!("the broker closed the connection");
+                }
+            }
+            cmd = commands.recv() => match cmd {
+                Some(cmd) => {
+                    accept(cmd, session, close);
+                    // Take everything queued so far into one write.
+                    while let Ok(cmd) = commands.try_recv() {
+                        accept(cmd, session, close);
+                    }
+                }
+                None => return Ok(Ended::Dropped),
+            },
+            _ = sleep_until_opt(ping_deadline) => {
+                if ping_sent.is_some() {
+                    bail!("no PINGRESP within the keep-alive");
+                }
+            }
+            _ = sleep_until_opt(close_deadline) => {}
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The MQTT sink: one publish-only connection (3.1.1 or 5, plain or TLS) with exact
+//! acknowledgement tracking. Each publish returns a [`Delivery`] that completes on PUBACK (QoS 1),
+//! PUBCOMP (QoS 2) or once written to the socket (QoS 0). Unacknowledged publishes survive
+//! reconnects and are re-sent in order. At most `max_inflight` publishes are outstanding:
+//! [`Sink::publish`] waits for a slot, which is the back-pressure on the rules.
+
+pub mod codec;
+mod connection;
+mod session;
+mod tls;
+
+use crate::config::MqttConfig;
+use crate::rule::Publish;
+use session::Entry;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    #[error("the MQTT broker refused the publish with reason code 0x{code:02x}")]
+    Rejected { code: u8 },
+    #[error("the publish cannot be sent: {0}")]
+    Unsendable(String),
+    #[error("the MQTT sink is closed")]
+    Closed,
+}
+
+/// The completion of one publish.
+pub struct Delivery(oneshot::Receiver<Result<(), PublishError>>);
+
+impl Delivery {
+    pub async fn wait(self) -> Result<(), PublishError> {
+        self.0.await.unwrap_or(Err(PublishError::Closed))
+    }
+}
+
+pub(crate) enum Command {
+    Publish(Entry),
+    /// Wait up to the duration for outstanding publishes, then DISCONNECT and end.
+    Close(Duration, oneshot::Sender<()>),
+}
+
+/// A handle to the MQTT connection; cheap to clone, shared by all rules.
+#[derive(Clone)]
+pub struct Sink {
+    commands: mpsc::UnboundedSender<Command>,
+    window: Arc<Semaphore>,
+    connected: watch::Receiver<bool>,
+}
+
+impl Sink {
+    /// Starts the connection task (it connects, and reconnects with backoff, in the background).
+    pub fn start(config: MqttConfig) -> anyhow::Result<Sink> {
+        let tls = match &config.tls {
+            Some(t) => Some(tls::connector(t)?),
+            None => None,
+        };
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (connected_tx, connected) = watch::channel(false);
+        let window = Arc::new(Semaphore::new(config.max_inflight as usize));
+        tokio::spawn(connection::run(config, tls, rx, connected_tx));
+        Ok(Sink { commands, window, connected })
+    }
+
+    /// Queues a publish once the window has room; the returned delivery completes on its ack.
+    pub async fn publish(&self, publish: Publish) -> Result<Delivery, PublishError> {
+        let permit = self.window.clone().acquire_owned().await.map_err(|_| PublishError::Closed)?;
+        let (done, rx) = oneshot::channel();
+        self.commands.send(Command::Publish(Entry { publish, done, permit })).map_err(|_| PublishError::Closed)?;
+        Ok(Delivery(rx))
+    }
+
+    /// Whether the broker connection is up now.
+    pub fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    /// Waits until the connection is up or the timeout passes.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let mut rx = self.connected.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|up| *up)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Gives outstanding publishes up to `grace` to complete, then disconnects. Publishes still
+    /// outstanding then complete with [`PublishError::Closed`].
+    pub async fn close(&self, grace: Duration) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Close(grace, tx)).is_ok() {
+            let _ = rx.await;
+        }
+        self.window.close();
+    }
+}
