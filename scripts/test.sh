@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls exactly this).
+#
+# Installs what is missing (Mosquitto, the RocketMQ jars, the guest toolchains),
+# builds everything in release, runs the unit tests, builds the example plugins,
+# then runs the end-to-end tests once per RocketMQ version against a real name
+# server + broker and a real Mosquitto, all on loopback.
+#
+#   scripts/test.sh                 # everything
+#   INFLOW_TEST_VERSIONS=4.9.8 scripts/test.sh   # one broker version only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export INFLOW_CACHE=${INFLOW_CACHE:-$HOME/.cache/inflow}
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n==> %s  (%s)\n' "$*" "$(date +%T)"; }
+
+step "install: mosquitto, rocketmq jars, guest toolchains"
+scripts/install/mosquitto.sh
+scripts/install/rocketmq.sh
+scripts/install/guest-toolchains.sh
+
+step "build (release)"
+cargo build --release --workspace --bins
+
+step "unit tests"
+cargo test --release --workspace --exclude inflow-e2e
+
+step "example plugins"
+plugins/build.sh all
+
+# Every e2e run gets its own brokers; they are stopped however the run ends.
+state=$(mktemp -d "${TMPDIR:-/tmp}/inflow-test.XXXXXX")
+stop_rig() {
+    tests/rig/mosquitto.sh stop "$state/mqtt" >/dev/null 2>&1 || true
+    tests/rig/rocketmq.sh stop "$state/rocketmq" >/dev/null 2>&1 || true
+}
+trap 'stop_rig; rm -rf "$state"' EXIT
+
+versions=${INFLOW_TEST_VERSIONS:-$(awk '!/^#/ && NF {print $1}' tests/rig/versions)}
+for version in $versions; do
+    step "end-to-end tests against RocketMQ $version"
+    stop_rig
+    rm -rf "$state/rocketmq" "$state/mqtt"
+    tests/rig/rocketmq.sh start "$version" "$state/rocketmq"
+    tests/rig/mosquitto.sh start "$state/mqtt"
+    # shellcheck disable=SC1091
+    ( . "$state/rocketmq/env"; . "$state/mqtt/env"
+      INFLOW_TEST_ROCKETMQ_VERSION=$version INFLOW_TEST_ROCKETMQ_DIR=$state/rocketmq \
+      INFLOW_TEST_NAMESRV=$NAMESRV INFLOW_TEST_MQTT=$MQTT \
+      cargo test --release -p inflow-e2e -- --test-threads=2 )
+done
+step "all tests passed"
