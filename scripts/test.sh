@@ -30,25 +30,16 @@ cargo test --release --workspace --exclude inflow-e2e
 step "example plugins"
 plugins/build.sh all
 
-# Every e2e run gets its own brokers; they are stopped however the run ends.
+# Each broker version gets fresh brokers, stopped however the run ends.
 state=$(mktemp -d "${TMPDIR:-/tmp}/inflow-test.XXXXXX")
-stop_rig() {
-    tests/rig/mosquitto.sh stop "$state/mqtt" >/dev/null 2>&1 || true
-    tests/rig/rocketmq.sh stop "$state/rocketmq" >/dev/null 2>&1 || true
-}
-trap 'stop_rig; rm -rf "$state"' EXIT
+trap 'tests/rig/shared.sh down "$state" >/dev/null 2>&1 || true; rm -rf "$state"' EXIT
 
 versions=${INFLOW_TEST_VERSIONS:-$(awk '!/^#/ && NF {print $1}' tests/rig/versions)}
 for version in $versions; do
     step "end-to-end tests against RocketMQ $version"
-    stop_rig
-    rm -rf "$state/rocketmq" "$state/mqtt"
-    tests/rig/rocketmq.sh start "$version" "$state/rocketmq"
-    tests/rig/mosquitto.sh start "$state/mqtt"
-    # shellcheck disable=SC1091
-    ( . "$state/rocketmq/env"; . "$state/mqtt/env"
-      INFLOW_TEST_ROCKETMQ_VERSION=$version INFLOW_TEST_ROCKETMQ_DIR=$state/rocketmq \
-      INFLOW_TEST_NAMESRV=$NAMESRV INFLOW_TEST_MQTT=$MQTT \
-      cargo test --release -p inflow-e2e -- --test-threads=2 )
+    tests/rig/shared.sh down "$state" >/dev/null 2>&1 || true
+    rm -rf "${state:?}"/*
+    eval "$(tests/rig/shared.sh up "$version" "$state")"
+    cargo test --release -p inflow-e2e -- --test-threads=2
 done
 step "all tests passed"
