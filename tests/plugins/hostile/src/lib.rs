@@ -3,6 +3,8 @@
 //! * `loop`: `map-message` never returns (CPU deadline).
 //! * `memory-bomb`: `map-message` allocates until memory runs out (memory cap).
 //! * `trap`: `map-message` executes `unreachable`.
+//! * `trap-on-odd-offset`: traps on messages with an odd queue offset, maps
+//!   the others (the host must re-instantiate in between).
 //! * `panic`: `map-message` panics.
 //! * `huge-output`: `map-message` returns 100 000 publishes (publish limit).
 //! * `huge-payload`: `map-message` returns one 8 MiB payload (payload limit).
@@ -61,6 +63,7 @@ impl Guest for Hostile {
                 }
             }
             "trap" => core::arch::wasm32::unreachable(),
+            "trap-on-odd-offset" if message.queue_offset() % 2 == 1 => core::arch::wasm32::unreachable(),
             "panic" => panic!("hostile plugin panics on message {}", message.message_id()),
             "huge-output" => Ok((0..100_000).map(|_| publish("t/x", Payload::OriginalBody)).collect()),
             "huge-payload" => Ok(vec![publish("t/x", Payload::Bytes(vec![7u8; 8 << 20]))]),
