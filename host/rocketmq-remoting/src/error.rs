@@ -24,10 +24,10 @@ pub enum Error {
     Remote { addr: String, request: String, code: i32, code_name: &'static str, remark: String },
 
     #[error(
-        "{addr} refused the credentials for {request} (AccessKey {access_key:?}): {remark}; \
+        "{addr} refused the credentials for {request} ({credentials}): {remark}; \
          check the AccessKey / SecretKey and the broker's ACL configuration"
     )]
-    AccessDenied { addr: String, request: String, access_key: Option<String>, remark: String },
+    AccessDenied { addr: String, request: String, credentials: String, remark: String },
 
     #[error("malformed frame from {addr}: {reason}")]
     Frame { addr: String, reason: String },
@@ -89,7 +89,10 @@ impl Error {
             return Error::AccessDenied {
                 addr: addr.to_string(),
                 request: request_label,
-                access_key: access_key.map(str::to_string),
+                credentials: match access_key {
+                    Some(key) => format!("AccessKey {key:?}"),
+                    None => "no credentials configured".to_string(),
+                },
                 remark,
             };
         }
@@ -119,7 +122,7 @@ fn is_access_denied(code: i32, remark: &str) -> bool {
         return false;
     }
     let remark = remark.to_ascii_lowercase();
-    ["signature", "accesskey", "no acl config", "acl", "authentication", "user:", "no user", "secret"]
+    ["signature", "accesskey", "no acl config", "acl", "authentication", "user:", "username", "no user", "secret"]
         .iter()
         .any(|needle| remark.contains(needle))
 }
