@@ -16,6 +16,8 @@ pub mod command;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod message;
 pub mod namespace;
 pub mod producer;
