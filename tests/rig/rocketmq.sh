@@ -6,6 +6,8 @@
 #   rocketmq.sh start <version> <statedir> [--acl]     start, wait until ready, write <statedir>/env, print NAMESRV
 #   rocketmq.sh stop <statedir>                        stop broker and name server, wait for both to exit
 #   rocketmq.sh restart-broker <statedir>              stop and start the broker on the same ports and store
+#   rocketmq.sh stop-broker <statedir>                 stop only the broker (outage tests) ...
+#   rocketmq.sh start-broker <statedir>                ... and start it again on the same ports and store
 #   rocketmq.sh create-topic <statedir> <topic> [queues]   create (or update) a topic on the broker (default 4 queues)
 #
 # <statedir>/env (shell syntax): NAMESRV, BROKER, BROKER_NAME, CLUSTER, VERSION, ROCKETMQ_LIB,
@@ -291,20 +293,40 @@ cmd_stop() {
   rm -f "$statedir/env"
 }
 
-cmd_restart_broker() {
-  [[ $# == 1 ]] || usage
+running_statedir() {
   local statedir
   statedir="$(abs_statedir "$1")"
   [[ -f $statedir/env ]] || die "no running RocketMQ rig in $statedir (no env); start one first"
+  echo "$statedir"
+}
+
+cmd_stop_broker() {
+  [[ $# == 1 ]] || usage
+  local statedir
+  statedir="$(running_statedir "$1")"
   stop_pidfile "$statedir/broker.pid" "RocketMQ broker"
+}
+
+cmd_start_broker() {
+  [[ $# == 1 ]] || usage
+  local statedir
+  statedir="$(running_statedir "$1")"
+  if pid_alive "$(cat "$statedir/broker.pid" 2>/dev/null || true)"; then
+    die "the broker in $statedir is running already"
+  fi
   start_broker "$statedir" || die "the broker did not come back (logs in $statedir/logs)"
+}
+
+cmd_restart_broker() {
+  [[ $# == 1 ]] || usage
+  cmd_stop_broker "$1"
+  cmd_start_broker "$1"
 }
 
 cmd_create_topic() {
   [[ $# == 2 || $# == 3 ]] || usage
   local statedir topic="$2" queues="${3:-4}" creds=()
-  statedir="$(abs_statedir "$1")"
-  [[ -f $statedir/env ]] || die "no running RocketMQ rig in $statedir (no env); start one first"
+  statedir="$(running_statedir "$1")"
   # shellcheck disable=SC1091
   source "$statedir/env"
   [[ -n ${ACCESS_KEY:-} ]] && creds=(--ak "$ACCESS_KEY" --sk "$SECRET_KEY")
@@ -320,6 +342,8 @@ main() {
     start) cmd_start "$@" ;;
     stop) cmd_stop "$@" ;;
     restart-broker) cmd_restart_broker "$@" ;;
+    stop-broker) cmd_stop_broker "$@" ;;
+    start-broker) cmd_start_broker "$@" ;;
     create-topic) cmd_create_topic "$@" ;;
     *) usage ;;
   esac
