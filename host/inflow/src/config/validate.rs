@@ -276,9 +276,7 @@ fn check_plugins(raw: RawPlugins, base_dir: &Path) -> PluginsConfig {
     let dir = base_dir.join(raw.dir.unwrap_or_else(|| PathBuf::from("plugins")));
     let cache_dir = match raw.cache_dir {
         Some(p) => base_dir.join(p),
-        None => std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(".cache/inflow/compiled"))
-            .unwrap_or_else(|| std::env::temp_dir().join("inflow-compiled")),
+        None => inflow_plugin::RuntimeConfig::default_cache_dir(),
     };
     PluginsConfig { dir, cache_dir }
 }

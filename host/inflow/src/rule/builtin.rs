@@ -110,7 +110,7 @@ fn bad(key: &'static str, value: &str, reason: &str) -> MapError {
 }
 
 /// A topic we publish to: not empty, no wildcards, no NUL.
-fn check_topic_name(key: &'static str, topic: &str) -> Result<(), MapError> {
+pub(crate) fn check_topic_name(key: &'static str, topic: &str) -> Result<(), MapError> {
     if topic.is_empty() {
         return Err(bad(key, topic, "the topic is empty"));
     }

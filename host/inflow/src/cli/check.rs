@@ -1,0 +1,60 @@
+use crate::config::{self, plugin_file};
+use inflow_plugin::{Limits, RuleContext, Runtime, RuntimeConfig};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The config file (TOML).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// Validates the config, then loads every plugin a rule names and starts it with that rule's
+/// config (so its `init` judges the config too).
+pub fn check(args: CheckArgs) -> i32 {
+    let config = match config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: {e}", args.config.display());
+            return 1;
+        }
+    };
+    let plugin_rules: Vec<_> = config.rules.iter().filter(|r| r.plugin.is_some()).collect();
+    let mut failures = 0;
+    if !plugin_rules.is_empty() {
+        let runtime = match Runtime::new(RuntimeConfig::new(config.plugins.cache_dir.clone())) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("plugin runtime cannot start: {e}");
+                return 1;
+            }
+        };
+        for rule in plugin_rules {
+            let p = rule.plugin.as_ref().expect("filtered");
+            let file = plugin_file(&config.plugins.dir, &p.name);
+            let context = RuleContext { rule_id: rule.id.clone(), parent_topic: rule.parent_topic.clone() };
+            let limits = Limits {
+                call_deadline: rule.limits.call_deadline,
+                memory_bytes: rule.limits.memory_bytes,
+                max_publishes: rule.limits.max_publishes,
+                max_payload_bytes: rule.limits.max_payload_bytes,
+                ..Limits::default()
+            };
+            let result = runtime
+                .load(&file)
+                .map_err(|e| e.to_string())
+                .and_then(|plugin| plugin.instantiate(context, &p.config, limits).map(|_| ()).map_err(|e| e.to_string()));
+            if let Err(e) = result {
+                failures += 1;
+                eprintln!("rule {:?}: plugin {} ({}): {e}", rule.id, p.name, file.display());
+            }
+        }
+    }
+    if failures > 0 {
+        eprintln!("{failures} plugin problem(s)");
+        return 1;
+    }
+    let enabled = config.rules.iter().filter(|r| r.enabled).count();
+    println!("{}: ok ({} rules, {} enabled)", args.config.display(), config.rules.len(), enabled);
+    0
+}

@@ -1,0 +1,135 @@
+//! Runs the rules: one task per rule, sharing one RocketMQ client, one MQTT sink and one plugin
+//! runtime. Rules start and stop one by one ([`Supervisor::start_rule`], [`Supervisor::stop_rule`]),
+//! the building blocks of the admin API and of config hot reload.
+
+mod pipeline;
+mod status;
+
+pub use status::{RuleCounters, RuleStatus};
+
+use crate::config::{Config, RuleConfig};
+use crate::sink::Sink;
+use anyhow::Context as _;
+use inflow_plugin::{PluginDir, Runtime, RuntimeConfig};
+use pipeline::RuleEnv;
+use rocketmq_remoting::Client;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+struct RuleHandle {
+    config: RuleConfig,
+    stop: watch::Sender<bool>,
+    status: watch::Receiver<RuleStatus>,
+    counters: Arc<RuleCounters>,
+    task: JoinHandle<()>,
+}
+
+pub struct Supervisor {
+    client: Client,
+    sink: Sink,
+    plugins: Option<PluginDir>,
+    max_topic_bytes: usize,
+    drain_grace: Duration,
+    rules: BTreeMap<String, RuleHandle>,
+}
+
+/// A rule as the supervisor reports it.
+#[derive(Debug, Clone)]
+pub struct RuleReport {
+    pub id: String,
+    pub status: RuleStatus,
+    pub counters: Arc<RuleCounters>,
+}
+
+impl Supervisor {
+    /// Connects the shared parts and starts every rule of the config.
+    pub async fn start(config: Config, drain_grace: Duration) -> anyhow::Result<Supervisor> {
+        let client = crate::source::client(&config.rocketmq).context("RocketMQ client")?;
+        let sink = Sink::start(config.mqtt.clone()).context("MQTT sink")?;
+        let plugins = if config.rules.iter().any(|r| r.plugin.is_some()) {
+            let plugins_cfg = config.plugins.clone();
+            Some(
+                tokio::task::spawn_blocking(move || -> anyhow::Result<PluginDir> {
+                    let runtime = Runtime::new(RuntimeConfig::new(plugins_cfg.cache_dir.clone())).context("plugin runtime")?;
+                    Ok(PluginDir::open(runtime, &plugins_cfg.dir, Duration::from_millis(300))?)
+                })
+                .await??,
+            )
+        } else {
+            None
+        };
+        let mut supervisor = Supervisor {
+            client,
+            sink,
+            plugins,
+            max_topic_bytes: config.mqtt.max_topic_bytes,
+            drain_grace,
+            rules: BTreeMap::new(),
+        };
+        for rule in config.rules {
+            supervisor.start_rule(rule)?;
+        }
+        Ok(supervisor)
+    }
+
+    pub fn sink(&self) -> &Sink {
+        &self.sink
+    }
+
+    /// Starts one rule (a disabled rule is registered and consumes nothing).
+    pub fn start_rule(&mut self, rule: RuleConfig) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.rules.contains_key(&rule.id), "rule {:?} is already running; stop it first", rule.id);
+        let plugin = match &rule.plugin {
+            None => None,
+            Some(p) => Some(
+                self.plugins
+                    .as_ref()
+                    .with_context(|| format!("rule {:?} names plugin {:?} but no plugin folder is watched", rule.id, p.name))?
+                    .subscribe(&p.name),
+            ),
+        };
+        let env = RuleEnv {
+            client: self.client.clone(),
+            sink: self.sink.clone(),
+            max_topic_bytes: self.max_topic_bytes,
+            plugin,
+            drain_grace: self.drain_grace,
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        let (status_tx, status) = watch::channel(RuleStatus::Starting);
+        let counters = Arc::new(RuleCounters::default());
+        let task = tokio::spawn(pipeline::run(rule.clone(), env, stop_rx, status_tx, counters.clone()));
+        self.rules.insert(rule.id.clone(), RuleHandle { config: rule, stop, status, counters, task });
+        Ok(())
+    }
+
+    /// Stops one rule: it stops pulling, finishes and acknowledges what is in flight, commits.
+    pub async fn stop_rule(&mut self, id: &str) -> Option<RuleConfig> {
+        let handle = self.rules.remove(id)?;
+        let _ = handle.stop.send(true);
+        let _ = handle.task.await;
+        Some(handle.config)
+    }
+
+    pub fn report(&self) -> Vec<RuleReport> {
+        self.rules
+            .iter()
+            .map(|(id, h)| RuleReport { id: id.clone(), status: h.status.borrow().clone(), counters: h.counters.clone() })
+            .collect()
+    }
+
+    /// Stops every rule (in parallel), then closes the MQTT connection.
+    pub async fn shutdown(mut self) {
+        let rules = std::mem::take(&mut self.rules);
+        for handle in rules.values() {
+            let _ = handle.stop.send(true);
+        }
+        for (_, handle) in rules {
+            let _ = handle.task.await;
+        }
+        self.sink.close(Duration::from_secs(1)).await;
+    }
+}

@@ -1,0 +1,289 @@
+//! One rule at work: consume, map, publish in order, and acknowledge each RocketMQ message only
+//! once every publish it produced is acknowledged by MQTT.
+
+use super::status::{RuleCounters, RuleStatus};
+use crate::config::{OnError, RuleConfig};
+use crate::rule::Mapper;
+use crate::sink::{Delivery, PublishError, Sink};
+use crate::source::{self, Message};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use inflow_plugin::{Limits, Plugin, RuleContext};
+use rocketmq_remoting::{Client, Consumer, MessageQueue};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+/// What a rule needs from the process.
+pub(crate) struct RuleEnv {
+    pub client: Client,
+    pub sink: Sink,
+    pub max_topic_bytes: usize,
+    /// The rule's plugin as the folder watcher sees it (None: no valid file now).
+    pub plugin: Option<watch::Receiver<Option<Arc<Plugin>>>>,
+    /// How long in-flight publishes may take to complete once the rule is told to stop.
+    pub drain_grace: Duration,
+}
+
+/// Why the consume loop ended.
+enum Outcome {
+    Stop,
+    PluginGone,
+    Pause(String),
+}
+
+type Pending = Pin<Box<dyn Future<Output = (MessageQueue, Arc<Message>, Result<(), PublishError>)> + Send>>;
+
+pub(crate) async fn run(rule: RuleConfig, mut env: RuleEnv, mut stop: watch::Receiver<bool>, status: watch::Sender<RuleStatus>, counters: Arc<RuleCounters>) {
+    let id = rule.id.clone();
+    if !rule.enabled {
+        let _ = status.send(RuleStatus::Disabled);
+        info!(rule = %id, "rule disabled: consuming nothing");
+        return;
+    }
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let Some(mut mapper) = mapper(&rule, &mut env, &mut stop, &status).await else { break };
+        let _ = status.send(RuleStatus::Starting);
+        let consumer = match Consumer::start(env.client.clone(), source::consumer_config(&rule)).await {
+            Ok(c) => c,
+            Err(e) => {
+                error!(rule = %id, error = %e, retry_in_ms = backoff.as_millis() as u64, "rule cannot start its consumer");
+                let _ = status.send(RuleStatus::Failed(e.to_string()));
+                tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = stop.changed() => {} }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(500);
+        let _ = status.send(RuleStatus::Running);
+        info!(rule = %id, topic = %rule.source.topic, group = %rule.source.group, parent_topic = %rule.parent_topic,
+              mapping = rule.plugin.as_ref().map_or("builtin", |p| p.name.as_str()), "rule started");
+        let mut worker = Worker { rule: &rule, env: &mut env, consumer, pending: FuturesUnordered::new(), counters: &counters };
+        let outcome = worker.consume(&mut mapper, &mut stop).await;
+        worker.drain().await;
+        let consumer = worker.consumer;
+        if let Err(e) = consumer.shutdown().await {
+            warn!(rule = %id, error = %e, "rule could not commit its offsets on stop; uncommitted messages will be delivered again");
+        }
+        match outcome {
+            Outcome::Stop => break,
+            Outcome::PluginGone => {
+                warn!(rule = %id, "rule's plugin was removed: stopped consuming, offsets held until it returns");
+            }
+            Outcome::Pause(reason) => {
+                error!(rule = %id, reason = %reason, "rule paused: offsets held");
+                let _ = status.send(RuleStatus::Paused(reason));
+                stopped(&mut stop).await;
+                info!(rule = %id, "rule stopped");
+                return;
+            }
+        }
+    }
+    let _ = status.send(RuleStatus::Stopped);
+    info!(rule = %id, "rule stopped");
+}
+
+/// The mapper to start with: built-in, or an instance of the plugin's current version (waiting
+/// for a valid file while there is none). None when told to stop meanwhile.
+async fn mapper(rule: &RuleConfig, env: &mut RuleEnv, stop: &mut watch::Receiver<bool>, status: &watch::Sender<RuleStatus>) -> Option<Mapper> {
+    let Some(plugin_ref) = &rule.plugin else {
+        return Some(Mapper::Builtin { parent_topic: rule.parent_topic.clone(), max_topic_bytes: env.max_topic_bytes });
+    };
+    let rx = env.plugin.as_mut().expect("a plugin rule has a plugin receiver");
+    loop {
+        let current = rx.borrow_and_update().clone();
+        match current {
+            None => {
+                let _ = status.send(RuleStatus::WaitingForPlugin);
+                warn!(rule = %rule.id, plugin = %plugin_ref.name, "rule waits for its plugin (no valid file in the plugin folder)");
+            }
+            Some(plugin) => match instantiate(rule, &plugin) {
+                Ok(instance) => return Some(Mapper::Plugin { instance, max_topic_bytes: env.max_topic_bytes }),
+                Err(e) => {
+                    error!(rule = %rule.id, error = %e, "rule cannot start its plugin; waiting for a new version");
+                    let _ = status.send(RuleStatus::Failed(e));
+                }
+            },
+        }
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return None },
+            _ = stopped(stop) => return None,
+        }
+    }
+}
+
+fn instantiate(rule: &RuleConfig, plugin: &Arc<Plugin>) -> Result<inflow_plugin::Instance, String> {
+    let p = rule.plugin.as_ref().expect("plugin rule");
+    let limits = Limits {
+        call_deadline: rule.limits.call_deadline,
+        memory_bytes: rule.limits.memory_bytes,
+        max_publishes: rule.limits.max_publishes,
+        max_payload_bytes: rule.limits.max_payload_bytes,
+        ..Limits::default()
+    };
+    let context = RuleContext { rule_id: rule.id.clone(), parent_topic: rule.parent_topic.clone() };
+    plugin.instantiate(context, &p.config, limits).map_err(|e| e.to_string())
+}
+
+struct Worker<'a> {
+    rule: &'a RuleConfig,
+    env: &'a mut RuleEnv,
+    consumer: Consumer,
+    /// One future per message whose publishes are in flight.
+    pending: FuturesUnordered<Pending>,
+    counters: &'a RuleCounters,
+}
+
+impl Worker<'_> {
+    async fn consume(&mut self, mapper: &mut Mapper, stop: &mut watch::Receiver<bool>) -> Outcome {
+        // Also watched while one message waits for room in the MQTT window.
+        let mut stop_mid_message = stop.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = stopped(stop) => return Outcome::Stop,
+                Some((queue, message, result)) = self.pending.next(), if !self.pending.is_empty() => {
+                    if let Some(outcome) = self.delivered(queue, message, result).await {
+                        return outcome;
+                    }
+                }
+                batch = self.consumer.recv() => {
+                    let Some(batch) = batch else { return Outcome::Stop };
+                    for message in batch.messages {
+                        if let Some(outcome) = self.swap_plugin(mapper) {
+                            return outcome;
+                        }
+                        let message = Arc::new(Message(message));
+                        let outcome = tokio::select! {
+                            biased;
+                            _ = stopped(&mut stop_mid_message) => Some(Outcome::Stop),
+                            o = self.handle(mapper, &batch.queue, message) => o,
+                        };
+                        if let Some(outcome) = outcome {
+                            return outcome;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// At a message boundary: take a new plugin version if one arrived.
+    fn swap_plugin(&mut self, mapper: &mut Mapper) -> Option<Outcome> {
+        let rx = self.env.plugin.as_mut()?;
+        if !rx.has_changed().unwrap_or(false) {
+            return None;
+        }
+        let Some(plugin) = rx.borrow_and_update().clone() else { return Some(Outcome::PluginGone) };
+        match instantiate(self.rule, &plugin) {
+            Ok(instance) => {
+                info!(rule = %self.rule.id, plugin = %plugin.name(), version = %plugin.content_hash(), "rule switched to a new plugin version");
+                *mapper = Mapper::Plugin { instance, max_topic_bytes: self.env.max_topic_bytes };
+            }
+            Err(e) => error!(rule = %self.rule.id, error = %e, "new plugin version cannot start for this rule; the previous one goes on serving"),
+        }
+        None
+    }
+
+    /// Maps one message and queues its publishes; `Some` ends the loop (pause).
+    async fn handle(&mut self, mapper: &mut Mapper, queue: &MessageQueue, message: Arc<Message>) -> Option<Outcome> {
+        self.counters.messages.fetch_add(1, Relaxed);
+        let publishes = match mapper.map(&message) {
+            Ok(p) => p,
+            Err(e) => {
+                self.counters.mapping_errors.fetch_add(1, Relaxed);
+                return self.on_error(queue, &message, &e.to_string()).await;
+            }
+        };
+        let mut deliveries: Vec<Delivery> = Vec::with_capacity(publishes.len());
+        for publish in publishes {
+            match self.env.sink.publish(publish).await {
+                Ok(d) => deliveries.push(d),
+                // The sink closes only at shutdown: leave the message unacknowledged.
+                Err(_) => return Some(Outcome::Stop),
+            }
+        }
+        self.counters.publishes.fetch_add(deliveries.len() as u64, Relaxed);
+        let queue = queue.clone();
+        self.pending.push(Box::pin(async move {
+            for d in deliveries {
+                if let Err(e) = d.wait().await {
+                    return (queue, message, Err(e));
+                }
+            }
+            (queue, message, Ok(()))
+        }));
+        None
+    }
+
+    async fn delivered(&mut self, queue: MessageQueue, message: Arc<Message>, result: Result<(), PublishError>) -> Option<Outcome> {
+        match result {
+            Ok(()) => {
+                self.counters.forwarded.fetch_add(1, Relaxed);
+                self.consumer.ack(&queue, message.0.queue_offset);
+                None
+            }
+            Err(PublishError::Closed) => Some(Outcome::Stop),
+            Err(e) => {
+                self.counters.mapping_errors.fetch_add(1, Relaxed);
+                self.on_error(&queue, &message, &e.to_string()).await
+            }
+        }
+    }
+
+    /// The rule's on-error policy for one message.
+    async fn on_error(&mut self, queue: &MessageQueue, message: &Message, error: &str) -> Option<Outcome> {
+        let m = &message.0;
+        let msg_id = m.message_id();
+        match self.rule.on_error {
+            OnError::Skip => {
+                warn!(rule = %self.rule.id, msg_id = %msg_id, queue = %queue, offset = m.queue_offset, error, "message skipped");
+                self.counters.skipped.fetch_add(1, Relaxed);
+                self.consumer.ack(queue, m.queue_offset);
+                None
+            }
+            OnError::DeadLetter => match self.consumer.send_back(m, 0).await {
+                Ok(()) => {
+                    warn!(rule = %self.rule.id, msg_id = %msg_id, reconsume_times = m.reconsume_times, error, "message sent back for retry / dead letter");
+                    self.counters.dead_lettered.fetch_add(1, Relaxed);
+                    self.consumer.ack(queue, m.queue_offset);
+                    None
+                }
+                Err(e) => Some(Outcome::Pause(format!("message {msg_id} failed ({error}) and could not be sent back: {e}"))),
+            },
+            OnError::Pause => Some(Outcome::Pause(format!("message {msg_id} at {queue} offset {}: {error}", m.queue_offset))),
+        }
+    }
+
+    /// Lets in-flight publishes complete (up to the grace) and acknowledges those that did.
+    async fn drain(&mut self) {
+        let deadline = tokio::time::Instant::now() + self.env.drain_grace;
+        while !self.pending.is_empty() {
+            match tokio::time::timeout_at(deadline, self.pending.next()).await {
+                Ok(Some((queue, message, Ok(())))) => {
+                    self.counters.forwarded.fetch_add(1, Relaxed);
+                    self.consumer.ack(&queue, message.0.queue_offset);
+                }
+                // Failed or cut short: not acknowledged, so delivered again later.
+                Ok(Some((_, _, Err(_)))) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    warn!(rule = %self.rule.id, unfinished = self.pending.len(), "stop grace over; unacknowledged messages will be delivered again");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once the rule is told to stop (or its supervisor is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
