@@ -383,7 +383,7 @@ fn check_rule(raw: RawRule, place: &str, plugin_dir: &Path, ctx: &Context<'_>, e
             } else if !(ctx.plugin_exists)(plugin_dir, &name) {
                 errors.add(
                     format!("{place} plugin.name"),
-                    format!("unknown plugin {name:?}: no {} ", super::plugin_file(plugin_dir, &name).display()),
+                    format!("unknown plugin {name:?}: no {}", super::plugin_file(plugin_dir, &name).display()),
                     format!("put {name}.wasm into {} or fix the name", plugin_dir.display()),
                 );
             }
