@@ -443,3 +443,56 @@ async fn acl_right_credentials_work_wrong_ones_fail_clearly() {
     };
     assert!(matches!(err, Error::AccessDenied { .. }), "unknown key → AccessDenied, got: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_back_redelivers_then_dead_letters() {
+    let rmq = RocketMq::shared();
+    let topic = unique_name("retry");
+    let group = unique_name("retry-group");
+    let sent = blocking({
+        let (java, topic) = (rmq.java(), topic.clone());
+        move || {
+            java.create_topic(&topic, 2);
+            java.produce(&topic, &Produce::new(1).tag("TagR").property("p", "v"))
+        }
+    })
+    .await;
+    let id = str_field(&sent[0], "msgId").to_string();
+    let mut cfg = consumer_config(&group, &topic);
+    cfg.max_reconsume_times = 1;
+    let mut consumer = Consumer::start(client_for(rmq), cfg).await.expect("consumer starts");
+
+    // First delivery: refuse it (delay level 1 = 1 s); it comes back from %RETRY%<group>.
+    let first = receive(&mut consumer, 1, Duration::from_secs(30), |_| false).await;
+    assert_eq!(first.len(), 1);
+    let (queue, message) = &first[0];
+    assert_eq!(message.message_id(), id);
+    consumer.send_back(message, 1).await.expect("send back");
+    consumer.ack(queue, message.queue_offset);
+
+    let again = receive(&mut consumer, 1, Duration::from_secs(40), |_| false).await;
+    assert_eq!(again.len(), 1, "the sent-back message is redelivered");
+    let (retry_queue, retried) = &again[0];
+    assert_eq!(retry_queue.topic, format!("%RETRY%{group}"));
+    assert_eq!(retried.topic, topic, "the original topic is restored");
+    assert_eq!(retried.message_id(), id, "same message id");
+    assert_eq!(retried.reconsume_times, 1);
+    assert_eq!(retried.body.len() as i64, sent[0]["size"].as_i64().unwrap());
+    assert_eq!(retried.tags(), Some("TagR"));
+    assert_eq!(retried.properties.get("p"), Some("v"));
+
+    // Second refusal: reconsumed max_reconsume_times already, so it goes to %DLQ%<group>.
+    consumer.send_back(retried, 1).await.expect("send back to the dead-letter queue");
+    consumer.ack(retry_queue, retried.queue_offset);
+    let none = receive_more(&mut consumer, Duration::from_secs(4)).await;
+    assert!(none.is_empty(), "a dead-lettered message is not redelivered");
+    consumer.shutdown().await.expect("shutdown commits");
+
+    let dlq = blocking({
+        let (java, group) = (rmq.java(), group.clone());
+        move || java.consume(&unique_name("dlq-reader"), &format!("%DLQ%{group}"), "*", 1, Duration::from_secs(30))
+    })
+    .await
+    .expect("the dead-letter queue holds the message");
+    assert_eq!(str_field(&dlq[0], "msgId"), id);
+}
