@@ -4,7 +4,9 @@
 //! cargo run --release -p rocketmq-remoting --example rmqctl -- <namesrv> route <topic>
 //! cargo run --release -p rocketmq-remoting --example rmqctl -- <namesrv> create-topic <cluster|broker> <topic> [queues]
 //! cargo run --release -p rocketmq-remoting --example rmqctl -- <namesrv> send <topic> <count> [body-size] [tag]
+//! cargo run --release -p rocketmq-remoting --example rmqctl -- <namesrv> send-every <topic> <count> <millis>
 //! ```
+//! `send-every` keeps going when a send fails (printing the error), for broker-restart trials.
 //! `RMQ_ACCESS_KEY` / `RMQ_SECRET_KEY` set credentials, `RMQ_NAMESPACE` a namespace.
 //! Each sent message prints one JSON line: msgId, queueId, queueOffset, brokerName.
 
@@ -25,7 +27,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
-    let usage = "usage: rmqctl <namesrv> (route <topic> | create-topic <target> <topic> [queues] | send <topic> <count> [size] [tag])";
+    let usage = "usage: rmqctl <namesrv> (route <topic> | create-topic <target> <topic> [queues] | \
+                 send <topic> <count> [size] [tag] | send-every <topic> <count> <millis>)";
     let [namesrv, command, rest @ ..] = args else { return Err(usage.into()) };
     let mut cfg = ClientConfig::new([namesrv.as_str()]);
     if let (Ok(ak), Ok(sk)) = (std::env::var("RMQ_ACCESS_KEY"), std::env::var("RMQ_SECRET_KEY")) {
@@ -63,6 +66,25 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                     sent.msg_id, sent.queue.queue_id, sent.queue_offset, sent.queue.broker_name
                 );
             }
+        }
+        ("send-every", [topic, count, millis]) => {
+            let producer = Producer::start(client.clone(), "rmqctl-producer").await?;
+            let mut ticker = tokio::time::interval(std::time::Duration::from_millis(millis.parse()?));
+            let (mut sent, mut failed) = (0, 0);
+            for seq in 0..count.parse::<usize>()? {
+                ticker.tick().await;
+                match producer.send(OutgoingMessage::new(topic.as_str(), format!("rmqctl seq={seq}"))).await {
+                    Ok(result) => {
+                        sent += 1;
+                        println!(r#"{{"seq":{seq},"msgId":"{}","queueOffset":{}}}"#, result.msg_id, result.queue_offset);
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("rmqctl: seq {seq}: {e}");
+                    }
+                }
+            }
+            eprintln!("rmqctl: sent {sent}, failed {failed}");
         }
         _ => return Err(usage.into()),
     }
