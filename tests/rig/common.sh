@@ -71,19 +71,21 @@ pid_alive() {
   [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null
 }
 
-# stop_pidfile <pidfile> <what>: TERM, wait up to 20 s, then KILL; waits for the exit.
+# stop_pidfile <pidfile> <what>: TERM, wait up to INFLOW_RIG_STOP_TIMEOUT (60) s, then KILL;
+# waits for the exit. A loaded 2-core machine can take 20 s for a 5.x broker's shutdown hooks,
+# and a clean shutdown is what persists consumer offsets.
 stop_pidfile() {
-  local pidfile="$1" what="$2" pid i
+  local pidfile="$1" what="$2" pid i limit="${INFLOW_RIG_STOP_TIMEOUT:-60}"
   [[ -f $pidfile ]] || return 0
   pid="$(cat "$pidfile")"
   if pid_alive "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 200); do
+    for i in $(seq 1 $((limit * 10))); do
       pid_alive "$pid" || break
       sleep 0.1
     done
     if pid_alive "$pid"; then
-      echo "warning: $what (pid $pid) ignored SIGTERM for 20 s; killing it" >&2
+      echo "warning: $what (pid $pid) ignored SIGTERM for $limit s; killing it" >&2
       kill -KILL "$pid" 2>/dev/null || true
       for i in $(seq 1 50); do
         pid_alive "$pid" || break

@@ -254,7 +254,7 @@ CONF
   [[ $major == 4 ]] && write_logback_configs "$statedir/home/conf" "$statedir/logs"
   [[ $acl == 1 ]] && write_acl_config "$statedir/home/conf" "$major"
 
-  launch "$statedir" namesrv "-Xms64m -Xmx128m" org.apache.rocketmq.namesrv.NamesrvStartup \
+  launch "$statedir" namesrv "-Xms64m -Xmx128m -XX:TieredStopAtLevel=1" org.apache.rocketmq.namesrv.NamesrvStartup \
     -c "$statedir/home/conf/namesrv.conf"
   if ! wait_boot "$statedir" namesrv || ! start_broker "$statedir"; then
     stop_all "$statedir"

@@ -54,8 +54,9 @@ public class RmqTool {
         "      3 on timeout. With --duration: stays in the group S seconds, then exits 0.",
         "      Writes \"rmqtool: consumer started\" to stderr once it has joined the group.",
         "  drain --group G --topic T --count N [--timeout S] [--threads K] [--batch B]",
-        "      Consume N messages from the earliest offset; print one summary line: messages, seconds,",
-        "      msgPerSec, cpuMicrosPerMsg (process CPU time, all threads), bytes.",
+        "      Consume N messages from the earliest offset; print one summary line: messages, seconds",
+        "      (from consumer start to the Nth message), secondsToFirst, msgPerSec, cpuMicrosPerMsg",
+        "      (process CPU time of all threads over the same span), bytes.",
         "  produce-bulk --topic T --count N [--size B] [--batch M] [--threads K]",
         "      Pre-load N generated messages with batch sends; print one summary line.",
         "  create-topic --topic T [--queues Q] [--cluster C]   create/update on every master; waits for the route",
@@ -312,9 +313,11 @@ public class RmqTool {
         CountDownLatch done = new CountDownLatch(1);
         AtomicLong received = new AtomicLong();
         AtomicLong bytes = new AtomicLong();
+        AtomicLong firstAt = new AtomicLong();
         DefaultMQPushConsumer consumer = newConsumer(o, "earliest");
         consumer.setConsumeMessageBatchMaxSize((int) o.longOpt("batch", 1));
         consumer.registerMessageListener((MessageListenerConcurrently) (msgs, ctx) -> {
+            firstAt.compareAndSet(0, System.nanoTime());
             long size = 0;
             for (MessageExt m : msgs) size += m.getBody().length;
             bytes.addAndGet(size);
@@ -332,6 +335,7 @@ public class RmqTool {
         consumer.shutdown();
         double seconds = (t1 - t0) / 1e9;
         System.out.println(new Json().num("messages", n).dbl("seconds", seconds)
+            .dbl("secondsToFirst", firstAt.get() == 0 ? seconds : (firstAt.get() - t0) / 1e9)
             .dbl("msgPerSec", n / seconds).dbl("cpuMicrosPerMsg", (cpu1 - cpu0) / 1e3 / Math.max(n, 1))
             .num("bytes", bytes.get()).end());
         if (!complete) {
