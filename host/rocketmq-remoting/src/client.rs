@@ -470,6 +470,62 @@ fn local_ip_towards(addr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::net::TcpListener;
+    use tokio_util::codec::{FramedRead, FramedWrite};
+
+    use crate::command::FrameCodec;
+
+    const ROUTE: &str = r#"{"brokerDatas":[{"brokerAddrs":{0:"127.0.0.1:10911"},"brokerName":"b","cluster":"C"}],
+        "queueDatas":[{"brokerName":"b","perm":6,"readQueueNums":4,"writeQueueNums":4}]}"#;
+
+    /// A name server that knows topic "T" and counts the route requests it answered.
+    async fn fake_namesrv(served: Arc<AtomicUsize>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let served = served.clone();
+                tokio::spawn(async move {
+                    let (r, w) = socket.into_split();
+                    let (mut requests, mut answers) = (FramedRead::new(r, FrameCodec::default()), FramedWrite::new(w, FrameCodec::default()));
+                    while let Some(Ok(request)) = requests.next().await {
+                        served.fetch_add(1, Ordering::SeqCst);
+                        let answer = match request.field("topic") {
+                            Some("T") => RemotingCommand::response_to(&request, response::SUCCESS, None).with_body(ROUTE.as_bytes().to_vec()),
+                            _ => RemotingCommand::response_to(&request, response::TOPIC_NOT_EXIST, Some("No topic route info".into())),
+                        };
+                        if answers.send(answer).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn fails_over_to_a_live_name_server_and_refreshes_routes() {
+        let served = Arc::new(AtomicUsize::new(0));
+        let live = fake_namesrv(served.clone()).await;
+        let client = Client::new(ClientConfig {
+            route_refresh_interval: Duration::from_millis(100),
+            ..ClientConfig::new(["127.0.0.1:1".to_string(), live.clone()])
+        })
+        .unwrap();
+        let route = client.topic_route("T").await.unwrap();
+        assert_eq!(route.read_queues("T").len(), 4);
+        assert_eq!(client.master_addr("b").as_deref(), Some("127.0.0.1:10911"));
+        assert_eq!(client.all_master_addrs(), ["127.0.0.1:10911"]);
+        assert_eq!(client.inner.preferred_namesrv.load(Ordering::Relaxed), 1, "remembers the live one");
+        let err = client.topic_route("missing").await.unwrap_err();
+        assert!(matches!(err, Error::TopicNotFound { .. }), "{err}");
+        let before = served.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(served.load(Ordering::SeqCst) >= before + 2, "the cached route is refreshed periodically");
+        assert!(client.topic_route("T").await.is_ok());
+    }
 
     #[test]
     fn config_errors_are_clear() {

@@ -160,7 +160,7 @@ struct JsonHeaderIn {
     #[serde(default)]
     code: i32,
     #[serde(default)]
-    language: Option<serde_json::Value>,
+    language: Lenient,
     #[serde(default)]
     version: i32,
     #[serde(default)]
@@ -170,20 +170,15 @@ struct JsonHeaderIn {
     #[serde(default)]
     remark: Option<String>,
     #[serde(default)]
-    ext_fields: Option<HashMap<String, serde_json::Value>>,
+    ext_fields: Option<HashMap<String, Lenient>>,
 }
 
 fn decode_json_header(header: &[u8]) -> Result<RemotingCommand, String> {
     let parsed: JsonHeaderIn = parse_json(header).map_err(|e| format!("bad JSON header: {e}"))?;
-    let ext_fields = parsed
-        .ext_fields
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(k, v)| json_scalar_to_string(v).map(|v| (k, v)))
-        .collect();
+    let ext_fields = parsed.ext_fields.unwrap_or_default().into_iter().filter_map(|(k, v)| v.0.map(|v| (k, v))).collect();
     Ok(RemotingCommand {
         code: parsed.code,
-        language: parsed.language.and_then(json_scalar_to_string).unwrap_or_default(),
+        language: parsed.language.0.unwrap_or_default(),
         version: parsed.version,
         opaque: parsed.opaque,
         flag: parsed.flag,
@@ -193,12 +188,53 @@ fn decode_json_header(header: &[u8]) -> Result<RemotingCommand, String> {
     })
 }
 
-/// Header values are strings in Java, but be lenient with numbers and booleans; drop nulls.
-fn json_scalar_to_string(value: serde_json::Value) -> Option<String> {
-    match value {
-        serde_json::Value::String(s) => Some(s),
-        serde_json::Value::Null => None,
-        other => Some(other.to_string()),
+/// A header value: a string in Java, but numbers and booleans are taken as their text, and
+/// nulls or nested values are dropped rather than failing the whole frame.
+#[derive(Default)]
+struct Lenient(Option<String>);
+
+impl<'de> Deserialize<'de> for Lenient {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Lenient;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, number, boolean or null")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Lenient, E> {
+                Ok(Lenient(Some(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Lenient, E> {
+                Ok(Lenient(Some(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Lenient, E> {
+                Ok(Lenient(Some(v.to_string())))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Lenient, E> {
+                Ok(Lenient(Some(v.to_string())))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Lenient, E> {
+                Ok(Lenient(Some(v.to_string())))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Lenient, E> {
+                Ok(Lenient(Some(v.to_string())))
+            }
+            fn visit_unit<E>(self) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_none<E>(self) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Lenient, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Lenient(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Lenient, A::Error> {
+                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Lenient(None))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -427,7 +463,7 @@ mod tests {
 
     #[test]
     fn decodes_a_java_style_response_header() {
-        let header = br#"{"code":0,"extFields":{"queueOffset":"12","msgId":"AB"},"flag":1,"language":"JAVA","opaque":7,"serializeTypeCurrentRPC":"JSON","version":409}"#;
+        let header = br#"{"code":0,"extFields":{"queueOffset":"12","msgId":"AB","n":5,"b":true,"x":null,"o":{"a":[1]}},"flag":1,"language":"JAVA","opaque":7,"serializeTypeCurrentRPC":"JSON","version":409}"#;
         let mut frame = BytesMut::new();
         frame.put_i32(4 + header.len() as i32);
         frame.put_i32(header.len() as i32);
@@ -437,6 +473,8 @@ mod tests {
         assert_eq!(cmd.opaque, 7);
         assert_eq!(cmd.field_i64("queueOffset"), Some(12));
         assert_eq!(cmd.field("msgId"), Some("AB"));
+        assert_eq!((cmd.field("n"), cmd.field("b"), cmd.field("x"), cmd.field("o")), (Some("5"), Some("true"), None, None));
+        assert_eq!(cmd.language, "JAVA");
     }
 
     #[test]

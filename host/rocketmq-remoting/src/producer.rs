@@ -86,7 +86,9 @@ impl Producer {
             return Err(Error::Config("the producer group is empty; give it a name".into()));
         }
         let ids = UniqIdGenerator::new(client.client_id());
-        Ok(Producer { group: client.wrap(group), client, next_queue: AtomicUsize::new(0), ids, retries: 2 })
+        // Start the round-robin at a random queue, as Java does, so short-lived producers spread.
+        let first_queue = std::collections::hash_map::RandomState::new().build_hasher().finish() as usize;
+        Ok(Producer { group: client.wrap(group), client, next_queue: AtomicUsize::new(first_queue % 1024), ids, retries: 2 })
     }
 
     /// Sends to the next writable queue (round-robin), retrying elsewhere on failure.
