@@ -255,7 +255,11 @@ fn decode_body(first: u8, mut b: Bytes, protocol: Protocol) -> Result<Packet, De
             Ok(Packet::ConnAck(ack))
         }
         PUBACK | PUBREC | PUBCOMP => {
-            let name = ["PUBACK", "PUBREC", "PUBCOMP"][(kind - PUBACK) as usize];
+            let name = match kind {
+                PUBACK => "PUBACK",
+                PUBREC => "PUBREC",
+                _ => "PUBCOMP",
+            };
             need(&b, 2, name)?;
             let pkid = b.get_u16();
             let code = if v5 && b.has_remaining() { b.get_u8() } else { 0 };
@@ -438,6 +442,10 @@ mod tests {
         buf.put_slice(b"\x06\x10");
         assert_eq!(decode(&mut buf, Protocol::V5, 1024).unwrap(), Some(Packet::PubRec { pkid: 6, code: 0x10 }));
         assert!(buf.is_empty());
+        let mut buf = BytesMut::from(&b"\x70\x02\x00\x07\x70\x03\x00\x08\x92\xd0\x00"[..]);
+        assert_eq!(decode(&mut buf, Protocol::V311, 1024).unwrap(), Some(Packet::PubComp { pkid: 7, code: 0 }));
+        assert_eq!(decode(&mut buf, Protocol::V5, 1024).unwrap(), Some(Packet::PubComp { pkid: 8, code: 0x92 }));
+        assert_eq!(decode(&mut buf, Protocol::V5, 1024).unwrap(), Some(Packet::PingResp));
     }
 
     #[test]
@@ -457,5 +465,28 @@ mod tests {
         }
         let mut big = BytesMut::from(&b"\x40\xff\xff\x7f"[..]);
         assert_eq!(decode(&mut big, Protocol::V5, 1024), Err(DecodeError::TooLarge(2_097_151)));
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..200_000 {
+            let len = (next() % 12) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if let Some(first) = bytes.first_mut() {
+                // Mostly the packet types a broker sends us, so decoding goes deep.
+                *first = (*first & 0x0F) | ((2 + next() % 13) as u8) << 4;
+            }
+            for protocol in [Protocol::V311, Protocol::V5] {
+                let mut buf = BytesMut::from(&bytes[..]);
+                while let Ok(Some(_)) = decode(&mut buf, protocol, 1 << 20) {}
+            }
+        }
     }
 }

@@ -57,7 +57,7 @@ pub(crate) async fn run(rule: RuleConfig, mut env: RuleEnv, mut stop: watch::Rec
                 error!(rule = %id, error = %e, retry_in_ms = backoff.as_millis() as u64, "rule cannot start its consumer");
                 let _ = status.send(RuleStatus::Failed(e.to_string()));
                 tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = stop.changed() => {} }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
