@@ -6,7 +6,7 @@ use crate::types::{Limits, MessageView, Payload, Publish, Qos, RuleContext};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub(crate) mod bindings {
@@ -30,6 +30,7 @@ pub(crate) struct StoreState {
     table: ResourceTable,
     memory: MemoryCap,
     log: PluginLog,
+    clock: CallClock,
 }
 
 impl WasiView for StoreState {
@@ -73,6 +74,62 @@ impl ResourceLimiter for MemoryCap {
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
+}
+
+/// The CPU deadline of the running call.
+///
+/// The epoch ticker measures wall time, and a thread starved of CPU (an
+/// overloaded machine, a container throttled by its CPU quota) would see
+/// honest calls interrupted. Reading the thread's CPU clock at every call
+/// costs a system call (microseconds in a VM), so it is read only once the
+/// wall-time deadline has passed: a one-tick probe then measures what share of
+/// the CPU the thread is getting, which estimates the CPU time the call used
+/// so far. The call is interrupted once that estimate reaches the budget: on
+/// an idle machine about one tick after the wall deadline; on a starved one
+/// correspondingly later.
+struct CallClock {
+    budget: Duration,
+    tick: Duration,
+    probe: Option<Probe>,
+}
+
+struct Probe {
+    cpu: Duration,
+    wall: Instant,
+}
+
+impl CallClock {
+    fn ticks(&self, time: Duration) -> u64 {
+        (time.as_nanos().div_ceil(self.tick.as_nanos().max(1)) as u64).max(1)
+    }
+
+    /// Called by wasmtime when the epoch deadline is reached mid-call.
+    fn on_deadline(&mut self) -> UpdateDeadline {
+        let Some(probe) = &self.probe else {
+            self.probe = Some(Probe { cpu: thread_cpu_time(), wall: Instant::now() });
+            return UpdateDeadline::Continue(1);
+        };
+        let cpu_in_probe = thread_cpu_time().saturating_sub(probe.cpu);
+        let wall_in_probe = probe.wall.elapsed().max(Duration::from_micros(1));
+        let share = (cpu_in_probe.as_secs_f64() / wall_in_probe.as_secs_f64()).min(1.0);
+        let used = self.budget.mul_f64(share) + cpu_in_probe;
+        if used >= self.budget {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Continue(self.ticks((self.budget - used).div_f64(share.max(0.01))))
+        }
+    }
+}
+
+/// CPU time this thread has run.
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 /// Plugin log lines, tagged and rate-limited per instance.
@@ -205,18 +262,20 @@ pub(crate) fn new_store(plugin: &Plugin, rule_id: &str, limits: &Limits) -> Stor
             lines_in_window: 0,
             dropped: 0,
         },
+        clock: CallClock { budget: limits.call_deadline, tick: plugin.runtime.inner.epoch_tick, probe: None },
     };
     let mut store = Store::new(&plugin.runtime.inner.engine, state);
     store.limiter(|state| &mut state.memory);
-    set_deadline(&mut store, plugin, limits.call_deadline);
+    store.epoch_deadline_callback(|mut store| Ok(store.data_mut().clock.on_deadline()));
+    arm_deadline(&mut store);
     store
 }
 
-/// Arms the CPU deadline for the next call. Rounded up to whole epoch ticks
-/// plus one, since the current tick may be about to end.
-fn set_deadline(store: &mut Store<StoreState>, plugin: &Plugin, deadline: Duration) {
-    let tick = plugin.runtime.inner.epoch_tick.as_nanos().max(1);
-    let ticks = deadline.as_nanos().div_ceil(tick) as u64 + 1;
+/// Arms the CPU deadline for the next call.
+fn arm_deadline(store: &mut Store<StoreState>) {
+    let clock = &mut store.data_mut().clock;
+    clock.probe = None;
+    let ticks = clock.ticks(clock.budget);
     store.set_epoch_deadline(ticks);
 }
 
@@ -296,6 +355,12 @@ impl Instance {
         &self.plugin
     }
 
+    /// Linear memory the live instance holds now, all memories together
+    /// (0 between a trap and the next message).
+    pub fn memory_bytes(&self) -> usize {
+        self.live.as_ref().map_or(0, |live| live.store.data().memory.used)
+    }
+
     fn new_live(&self) -> Result<Live, PluginError> {
         let plugin = &self.plugin;
         let mut store = new_store(plugin, &self.context.rule_id, &self.limits);
@@ -304,7 +369,7 @@ impl Instance {
             reason: describe_failure(err, &store),
         })?;
         let context = wit::RuleContext { rule_id: self.context.rule_id.clone(), parent_topic: self.context.parent_topic.clone() };
-        set_deadline(&mut store, plugin, self.limits.call_deadline);
+        arm_deadline(&mut store);
         match mapping.inflow_mapping_mapper().call_init(&mut store, &context, &self.config) {
             Ok(Ok(())) => Ok(Live { store, mapping, calls: 0 }),
             Ok(Err(reason)) => Err(PluginError::Init { plugin: plugin.name().to_string(), reason }),
@@ -325,7 +390,7 @@ impl Instance {
         };
         live.calls += 1;
         let store = &mut live.store;
-        set_deadline(store, &self.plugin, self.limits.call_deadline);
+        arm_deadline(store);
         let handle = store.data_mut().table.push(MessageHandle(message)).map_err(|err| MapError::Trap {
             plugin: self.plugin.name().to_string(),
             reason: format!("cannot lend the message to the plugin: {err}"),
@@ -394,4 +459,32 @@ fn convert(publishes: Vec<wit::Publish>, limits: &Limits) -> Result<Vec<Publish>
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock(budget_ms: u64) -> CallClock {
+        CallClock { budget: Duration::from_millis(budget_ms), tick: Duration::from_millis(5), probe: None }
+    }
+
+    #[test]
+    fn a_call_starved_of_cpu_is_not_interrupted() {
+        let mut clock = clock(10);
+        assert!(matches!(clock.on_deadline(), UpdateDeadline::Continue(1)));
+        std::thread::sleep(Duration::from_millis(30)); // wall time passes, no CPU used
+        assert!(matches!(clock.on_deadline(), UpdateDeadline::Continue(_)));
+    }
+
+    #[test]
+    fn a_call_burning_cpu_is_interrupted() {
+        let mut clock = clock(10);
+        assert!(matches!(clock.on_deadline(), UpdateDeadline::Continue(1)));
+        let spin_until = thread_cpu_time() + Duration::from_millis(12);
+        while thread_cpu_time() < spin_until {
+            std::hint::spin_loop();
+        }
+        assert!(matches!(clock.on_deadline(), UpdateDeadline::Interrupt));
+    }
 }

@@ -76,8 +76,9 @@ pub struct RuleContext {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// CPU time one call (`init` or `map-message`) may take before it is
-    /// interrupted. Measured in epoch ticks of [`crate::RuntimeConfig::epoch_tick`],
-    /// so the effective deadline is this rounded up to a whole tick, plus up to one tick.
+    /// interrupted; checked at every epoch tick ([`crate::RuntimeConfig::epoch_tick`])
+    /// once this much wall time has passed, so a runaway call stops about one
+    /// or two ticks after it, and a call merely starved of CPU is not cut short.
     pub call_deadline: Duration,
     /// Linear memory (all memories of the instance together) and table bytes cap.
     pub memory_bytes: usize,
