@@ -137,8 +137,11 @@ static size_t utf8_length(const uint8_t *s, const uint8_t *end) {
 
 // Parses a string after its opening quote; the result is NUL-terminated.
 static char *parse_string_body(parser *p) {
-  // Decoded text is never longer than the source.
-  char *out = malloc((size_t)(p->end - p->at) + 1);
+  // Decoded text is never longer than the source up to the closing quote
+  // (an escaped quote only makes this bound larger than needed).
+  const uint8_t *close = memchr(p->at, '"', (size_t)(p->end - p->at));
+  while (close && close > p->at && close[-1] == '\\') close = memchr(close + 1, '"', (size_t)(p->end - close - 1));
+  char *out = malloc((size_t)((close ? close : p->end) - p->at) + 1);
   size_t n = 0;
   if (!out) return NULL;
   while (p->at < p->end) {
@@ -149,6 +152,14 @@ static char *parse_string_body(parser *p) {
       return out;
     }
     if (c < 0x20) break;  // control characters must be escaped
+    if (c < 0x80 && c != '\\') {  // a run of plain ASCII, copied at once
+      const uint8_t *run = p->at;
+      while (run < p->end && *run >= 0x20 && *run < 0x80 && *run != '"' && *run != '\\') run++;
+      memcpy(out + n, p->at, (size_t)(run - p->at));
+      n += (size_t)(run - p->at);
+      p->at = run;
+      continue;
+    }
     if (c != '\\') {
       size_t len = utf8_length(p->at, p->end);
       if (len == 0) break;

@@ -12,7 +12,8 @@
 // Memory, as the generated bindings expect it: arguments handed to an export
 // belong to it and are freed here; strings and lists returned from an export
 // must be malloc'd, the bindings free them after the host has copied them;
-// results of host calls (body, property, ...) are ours to free.
+// results of host calls (body, property, ...) are ours to free; the borrowed
+// message handle must be dropped before map-message returns.
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -283,13 +284,20 @@ bool exports_inflow_mapping_mapper_map_message(exports_inflow_mapping_mapper_bor
                                                exports_inflow_mapping_mapper_list_publish_t *ret,
                                                mapping_string_t *err) {
   *ret = (exports_inflow_mapping_mapper_list_publish_t){0};
-  if (!config.ready) return fail(err, format("map-message called before init"));
-  mapping_list_u8_t bytes;
-  inflow_mapping_host_method_message_body(message, &bytes);
-  json_value *body = json_parse(bytes.ptr, bytes.len);
-  mapping_list_u8_free(&bytes);
-  char *error = body ? route(message, body, ret) : format("body is not valid JSON");
-  json_free(body);
+  char *error = NULL;
+  if (config.ready) {
+    mapping_list_u8_t bytes;
+    inflow_mapping_host_method_message_body(message, &bytes);
+    json_value *body = json_parse(bytes.ptr, bytes.len);
+    mapping_list_u8_free(&bytes);
+    error = body ? route(message, body, ret) : format("body is not valid JSON");
+    json_free(body);
+  } else {
+    error = format("map-message called before init");
+  }
+  // The component model requires a borrowed handle to be dropped before the
+  // export returns (the host traps otherwise); the C bindings leave it to us.
+  inflow_mapping_host_message_drop_borrow(message);
   if (error) {
     exports_inflow_mapping_mapper_list_publish_free(ret);
     return fail(err, error);
