@@ -154,6 +154,21 @@ mod tests {
 
     const ROUNDS: usize = 20_000;
 
+    /// Writes the seeds as the cargo-fuzz seed corpus (`fuzz/seeds/<target>/`):
+    /// `cargo test --release -p rocketmq-remoting --lib write_fuzz_seeds -- --ignored`.
+    #[test]
+    #[ignore = "writes files; run by hand to refresh the fuzz seeds"]
+    fn write_fuzz_seeds() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+        for (target, seeds) in [("frame", frame_seeds()), ("message", message_seeds())] {
+            let dir = root.join(target);
+            std::fs::create_dir_all(&dir).unwrap();
+            for (index, seed) in seeds.iter().enumerate() {
+                std::fs::write(dir.join(format!("seed-{index}")), seed).unwrap();
+            }
+        }
+    }
+
     #[test]
     fn fuzz_frames_random_and_mutated() {
         let seeds = frame_seeds();
