@@ -10,6 +10,7 @@
 //! `RMQ_ACCESS_KEY` / `RMQ_SECRET_KEY` set credentials, `RMQ_NAMESPACE` a namespace.
 //! Each sent message prints one JSON line: msgId, queueId, queueOffset, brokerName.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use rocketmq_remoting::{Client, ClientConfig, Credentials, OutgoingMessage, Producer};
@@ -41,7 +42,8 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     match (command.as_str(), rest) {
         ("route", [topic]) => {
             let route = client.topic_route(&client.wrap(topic)).await?;
-            println!("{route:#?}");
+            // Ignore a closed stdout (e.g. piped into `head`).
+            let _ = writeln!(std::io::stdout(), "{route:#?}");
         }
         ("create-topic", [target, topic, queues @ ..]) => {
             let queues = queues.first().map(|q| q.parse()).transpose()?.unwrap_or(4);
