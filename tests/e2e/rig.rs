@@ -100,3 +100,31 @@ fn own_acl_broker_checks_keys_and_survives_a_restart() {
         .unwrap_or_else(|e| panic!("consume after restart: {e}"));
     assert_eq!(by_msg_id(&sent).keys().collect::<Vec<_>>(), by_msg_id(&got).keys().collect::<Vec<_>>());
 }
+
+#[test]
+fn java_consumer_stays_in_its_group_for_a_set_time() {
+    let rmq = RocketMq::shared();
+    let java = rmq.java();
+    let topic = unique_name("rig-stay");
+    rmq.create_topic(&topic, 2);
+    let consumer = java.spawn_consume(&unique_name("rig-stay-group"), &topic, "*", Duration::from_secs(12));
+    // Produced after the consumer joined: it must see them while it stays.
+    let sent = java.produce(&topic, &Produce::new(4).body("stay {seq}"));
+    let got = consumer.finish().unwrap_or_else(|e| panic!("staying consumer: {e}"));
+    assert_eq!(by_msg_id(&sent).keys().collect::<Vec<_>>(), by_msg_id(&got).keys().collect::<Vec<_>>());
+}
+
+#[test]
+fn own_mosquitto_comes_back_on_its_port() {
+    let mqtt = Mosquitto::start();
+    let port = mqtt.port;
+    mqtt.stop();
+    mqtt.resume();
+    assert_eq!(mqtt.port, port);
+    let topic = format!("rig/{}", unique_name("back"));
+    let sub = mqtt.subscribe(&topic, MqttVersion::V5);
+    mqtt.publish(&topic, b"again", 1);
+    let got = sub.wait_for(1, Duration::from_secs(20));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].payload, b"again");
+}
