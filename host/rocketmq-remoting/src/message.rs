@@ -46,64 +46,112 @@ pub mod property {
 pub const MAX_DECOMPRESSED_BODY: usize = 128 * 1024 * 1024;
 
 /// Message properties in wire order. Lookups return the last value of a name, like Java's map.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Properties(Vec<(String, String)>);
+///
+/// Stored as one string plus the positions of names and values, so decoding a message costs two
+/// allocations however many properties it has.
+#[derive(Clone, Default)]
+pub struct Properties {
+    text: String,
+    /// (name start, name end, value start, value end) byte offsets into `text`.
+    entries: Vec<(u32, u32, u32, u32)>,
+}
 
 impl Properties {
     pub fn new() -> Self {
-        Properties(Vec::new())
+        Properties::default()
+    }
+
+    fn entry(&self, &(name_start, name_end, value_start, value_end): &(u32, u32, u32, u32)) -> (&str, &str) {
+        (&self.text[name_start as usize..name_end as usize], &self.text[value_start as usize..value_end as usize])
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
     /// Sets `name` (replacing an earlier value, keeping its position).
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
         let (name, value) = (name.into(), value.into());
-        match self.0.iter_mut().find(|(k, _)| *k == name) {
-            Some(entry) => entry.1 = value,
-            None => self.0.push((name, value)),
+        if self.get(&name).is_some() {
+            let rebuilt: Vec<(String, String)> = self
+                .iter()
+                .map(|(k, v)| (k.to_string(), if k == name { value.clone() } else { v.to_string() }))
+                .collect();
+            *self = Properties::new();
+            rebuilt.into_iter().for_each(|(k, v)| self.push(&k, &v));
+        } else {
+            self.push(&name, &value);
         }
     }
 
-    pub fn remove(&mut self, name: &str) -> Option<String> {
-        let index = self.0.iter().position(|(k, _)| k == name)?;
-        Some(self.0.remove(index).1)
+    fn push(&mut self, name: &str, value: &str) {
+        let name_start = self.text.len();
+        self.text.push_str(name);
+        let value_start = self.text.len();
+        self.text.push_str(value);
+        let value_end = self.text.len();
+        self.entries.push((name_start as u32, value_start as u32, value_start as u32, value_end as u32));
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        let removed = self.get(name)?.to_string();
+        let kept: Vec<(String, String)> =
+            self.iter().filter(|(k, _)| *k != name).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        *self = Properties::new();
+        kept.into_iter().for_each(|(k, v)| self.push(&k, &v));
+        Some(removed)
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> + '_ {
+        self.entries.iter().map(|entry| self.entry(entry))
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
     }
 
     /// Parses `k\x01v\x02k\x01v\x02`; items without a separator are skipped, as Java does.
     pub fn parse(text: &str) -> Properties {
-        Properties(
-            text.split(property::PROPERTY_SEPARATOR)
-                .filter_map(|item| item.split_once(property::NAME_VALUE_SEPARATOR))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        let mut entries = Vec::with_capacity(8);
+        let mut item_start = 0;
+        for item in text.split(property::PROPERTY_SEPARATOR) {
+            if let Some(separator) = item.find(property::NAME_VALUE_SEPARATOR) {
+                let name_end = item_start + separator;
+                entries.push((item_start as u32, name_end as u32, (name_end + 1) as u32, (item_start + item.len()) as u32));
+            }
+            item_start += item.len() + 1;
+        }
+        Properties { text: text.to_string(), entries }
     }
 
     /// The wire form `k\x01v\x02…` (Java's `messageProperties2String`).
     pub fn to_wire(&self) -> String {
-        let mut out = String::new();
-        for (k, v) in &self.0 {
+        let mut out = String::with_capacity(self.text.len() + 2 * self.entries.len());
+        for (k, v) in self.iter() {
             out.push_str(k);
             out.push(property::NAME_VALUE_SEPARATOR);
             out.push_str(v);
             out.push(property::PROPERTY_SEPARATOR);
         }
         out
+    }
+}
+
+impl PartialEq for Properties {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Properties {}
+
+impl std::fmt::Debug for Properties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
@@ -574,8 +622,23 @@ mod tests {
 
     #[test]
     fn properties_parse_and_serialize() {
-        let p = Properties::parse("a\u{1}1\u{2}junk\u{2}b\u{1}x\u{1}y\u{2}");
-        assert_eq!(p.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "x\u{1}y")]);
+        let p = Properties::parse("a\u{1}1\u{2}junk\u{2}b\u{1}x\u{1}y\u{2}é\u{1}ü\u{2}\u{1}\u{2}c\u{1}3");
+        assert_eq!(p.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "x\u{1}y"), ("é", "ü"), ("", ""), ("c", "3")]);
         assert_eq!(Properties::parse(&p.to_wire()), p);
+        assert_eq!(p.get("é"), Some("ü"));
+        assert!(Properties::parse("").is_empty());
+    }
+
+    #[test]
+    fn properties_insert_replace_remove_keep_order() {
+        let mut p = Properties::parse("a\u{1}1\u{2}b\u{1}2\u{2}a\u{1}3\u{2}");
+        assert_eq!(p.get("a"), Some("3"), "the last value wins, like Java's map");
+        p.insert("b", "two");
+        p.insert("c", "4");
+        assert_eq!(p.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "two"), ("a", "3"), ("c", "4")]);
+        assert_eq!(p.remove("a"), Some("3".to_string()));
+        assert_eq!(p.iter().collect::<Vec<_>>(), [("b", "two"), ("c", "4")]);
+        assert_eq!(p.remove("zzz"), None);
+        assert_eq!(format!("{p:?}"), r#"{"b": "two", "c": "4"}"#);
     }
 }
