@@ -589,9 +589,17 @@ impl Mosquitto {
         mosquitto_pub(self.port, topic, payload, qos);
     }
 
-    /// Subscribes with `mosquitto_sub` (QoS 1); returns once the subscription is active.
+    /// Subscribes with `mosquitto_sub` (QoS 1, clean session); returns once the subscription
+    /// is active. The subscriber reconnects by itself if the broker goes away.
     pub fn subscribe(&self, topic: &str, protocol: MqttVersion) -> MqttSub {
-        MqttSub::start(self.port, topic, protocol)
+        MqttSub::start(self.port, topic, protocol, None)
+    }
+
+    /// Like [`Mosquitto::subscribe`], with a persistent session under `client_id`: messages
+    /// published while it is reconnecting (e.g. after [`Mosquitto::stop`] / [`Mosquitto::resume`])
+    /// are kept for it.
+    pub fn subscribe_session(&self, topic: &str, protocol: MqttVersion, client_id: &str) -> MqttSub {
+        MqttSub::start(self.port, topic, protocol, Some(client_id))
     }
 }
 
@@ -650,7 +658,7 @@ pub struct MqttSub {
 }
 
 impl MqttSub {
-    fn start(port: u16, topic: &str, protocol: MqttVersion) -> MqttSub {
+    fn start(port: u16, topic: &str, protocol: MqttVersion, session: Option<&str>) -> MqttSub {
         // A probe topic next to the real one tells when the subscription is live:
         // mosquitto_sub prints nothing when its SUBACK arrives.
         let probe = format!("inflow-probe/{}", unique_name("sub"));
@@ -658,8 +666,16 @@ impl MqttSub {
             MqttVersion::V311 => "mqttv311",
             MqttVersion::V5 => "mqttv5",
         };
-        let mut child = Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-V", version, "-q", "1", "-t", topic, "-t", &probe])
+        let mut cmd = Command::new("mosquitto_sub");
+        cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-V", version, "-q", "1", "-t", topic, "-t", &probe]);
+        if let Some(client_id) = session {
+            cmd.args(["-c", "-i", client_id]);
+            if protocol == MqttVersion::V5 {
+                // MQTT 5 ends a session at disconnect unless it asks for an expiry.
+                cmd.args(["-x", "3600"]);
+            }
+        }
+        let mut child = cmd
             // Hex payload, a space, then the JSON form (topic, qos, retain, MQTT 5 properties).
             .args(["-F", "%x %j"])
             .stdin(Stdio::null())
