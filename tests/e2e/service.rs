@@ -1,0 +1,454 @@
+//! The `inflow` service end to end: real RocketMQ (Java producer) → inflow (subprocess) → real
+//! Mosquitto → MQTT 3.1.1 / 5 subscribers. Run by scripts/test.sh for each RocketMQ version.
+
+use inflow_e2e::{inflow_bin, repo_root, unique_name, Mosquitto, MqttMessage, MqttVersion, Produce, RocketMq};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+/// An `inflow run` subprocess with a generated config, killed on drop.
+struct Inflow {
+    child: Option<Child>,
+    dir: PathBuf,
+    runs: u32,
+}
+
+impl Inflow {
+    /// Writes `config` and starts inflow on it.
+    fn start(config: &str) -> Inflow {
+        let dir = std::env::temp_dir().join(unique_name("inflow-svc"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("inflow.toml"), config).unwrap();
+        let mut inflow = Inflow { child: None, dir, runs: 0 };
+        inflow.restart();
+        inflow
+    }
+
+    fn restart(&mut self) {
+        assert!(self.child.is_none(), "inflow still runs");
+        self.runs += 1;
+        let log = std::fs::File::create(self.dir.join(format!("inflow-{}.log", self.runs))).unwrap();
+        let child = Command::new(inflow_bin())
+            .args(["run", "-c"])
+            .arg(self.dir.join("inflow.toml"))
+            .env("INFLOW_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start inflow");
+        self.child = Some(child);
+    }
+
+    fn log(&self) -> String {
+        (1..=self.runs)
+            .map(|n| std::fs::read_to_string(self.dir.join(format!("inflow-{n}.log"))).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n--- restart ---\n")
+    }
+
+    fn kill9(&mut self) {
+        let mut child = self.child.take().expect("inflow runs");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// SIGTERM, then the exit status (panics if it takes longer than `within`).
+    fn sigterm(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("inflow runs");
+        let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success();
+        assert!(ok, "kill -TERM failed");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("inflow did not exit within {within:?} of SIGTERM; log:\n{}", self.log());
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Inflow {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if thread::panicking() {
+            eprintln!("inflow log ({}):\n{}", self.dir.display(), self.log());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn config(rmq: &RocketMq, mqtt: &Mosquitto, protocol: &str, extra_mqtt: &str, rules: &str) -> String {
+    let cache = std::env::temp_dir().join("inflow-e2e-compiled");
+    format!(
+        "[rocketmq]\nnamesrv = [\"{}\"]\n\n[mqtt]\nurl = \"{}\"\nclient_id = \"{}\"\nprotocol = \"{protocol}\"\n{extra_mqtt}\n\n\
+         [plugins]\ncache_dir = \"{}\"\n\n{rules}",
+        rmq.namesrv,
+        mqtt.url(),
+        unique_name("inflow"),
+        cache.display()
+    )
+}
+
+fn rule(id: &str, topic: &str, parent: &str, extra: &str) -> String {
+    format!("[[rule]]\nid = \"{id}\"\nsource = {{ topic = \"{topic}\", start = \"earliest\" }}\ntarget = {{ parent_topic = \"{parent}\" }}\n{extra}\n")
+}
+
+fn by_body(messages: &[MqttMessage]) -> HashMap<String, Vec<MqttMessage>> {
+    let mut map: HashMap<String, Vec<MqttMessage>> = HashMap::new();
+    for m in messages {
+        map.entry(String::from_utf8_lossy(&m.payload).into_owned()).or_default().push(m.clone());
+    }
+    map
+}
+
+/// A persistent-session (`-c`) mosquitto_sub collecting payload lines: survives broker restarts
+/// without losing what was published meanwhile.
+struct Collector {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Collector {
+    fn start(mqtt: &Mosquitto, topic: &str) -> Collector {
+        let probe = format!("probe/{}", unique_name("c"));
+        let mut child = Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &mqtt.port.to_string(), "-q", "1", "-c", "-i", &unique_name("col")])
+            .args(["-t", topic, "-t", &probe, "-F", "%p"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub (scripts/install/mosquitto.sh installs it)");
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let collector = Collector { child, lines };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !collector.lines.lock().unwrap().iter().any(|l| l == "probe") {
+            assert!(Instant::now() < deadline, "mosquitto_sub did not subscribe");
+            mqtt.publish(&probe, b"probe", 0);
+            thread::sleep(Duration::from_millis(200));
+        }
+        collector.lines.lock().unwrap().clear();
+        collector
+    }
+
+    /// Sequence numbers (`seq=N` of the rig's generated bodies) received so far, with counts.
+    fn seqs(&self) -> BTreeMap<u64, u32> {
+        let mut seqs = BTreeMap::new();
+        for line in self.lines.lock().unwrap().iter() {
+            if let Some(n) = line.split_whitespace().find_map(|w| w.strip_prefix("seq=")).and_then(|n| n.parse().ok()) {
+                *seqs.entry(n).or_insert(0) += 1;
+            }
+        }
+        seqs
+    }
+
+    fn wait_distinct(&self, count: usize, timeout: Duration) -> BTreeMap<u64, u32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seqs = self.seqs();
+            if seqs.len() >= count || Instant::now() > deadline {
+                return seqs;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn assert_all_arrived(seqs: &BTreeMap<u64, u32>, count: u64, what: &str, inflow: &Inflow) {
+    let missing: Vec<u64> = (0..count).filter(|n| !seqs.contains_key(n)).collect();
+    let duplicates: u32 = seqs.values().map(|c| c - 1).sum();
+    eprintln!("{what}: {} of {count} distinct messages arrived, {duplicates} duplicates", seqs.len());
+    assert!(missing.is_empty(), "{what}: {} missing, first {:?}; log:\n{}", missing.len(), &missing[..missing.len().min(10)], inflow.log());
+}
+
+// ---- the property table and mapping errors ----------------------------------------------------
+
+struct Row {
+    name: &'static str,
+    props: Vec<(&'static str, String)>,
+}
+
+fn row(name: &'static str, props: &[(&'static str, &str)]) -> Row {
+    Row { name, props: props.iter().map(|(k, v)| (*k, v.to_string())).collect() }
+}
+
+#[test]
+fn property_table_and_mapping_errors_reach_mqtt_311_and_5_subscribers() {
+    let rmq = RocketMq::shared();
+    let mqtt = Mosquitto::shared();
+    let topic = unique_name("svc-props");
+    let real = format!("{}/p2p/dev1", unique_name("real"));
+    let long_sub = format!("/{}", "a".repeat(200));
+    let ok_rows = vec![
+        row("default", &[]),
+        row("second", &[("mqttSecondTopic", "/room1/temp")]),
+        row("p2p", &[("mqttSecondTopic", "/p2p/GID_x@@@dev1")]),
+        row("real", &[("mqttSecondTopic", "/ignored"), ("mqttRealTopic", &real)]),
+        row("qos0", &[("qoslevel", "0")]),
+        row("qos1", &[("qoslevel", "1")]),
+        row("qos2", &[("qoslevel", "2")]),
+        row("clean", &[("cleansessionflag", "false")]),
+        row("userprops", &[("mqtt5UserProperty", r#"[{"key":"a","value":"1"},{"key":"b","value":"x y"}]"#)]),
+        row("expiry", &[("mqtt5MsgExpireInterval", "3600")]),
+        row("ctype", &[("mqtt5ContentType", "application/json")]),
+    ];
+    let error_rows = vec![
+        row("err-qos7", &[("qoslevel", "7")]),
+        row("err-plus", &[("mqttSecondTopic", "/a/+/b")]),
+        row("err-hash", &[("mqttSecondTopic", "/a/#")]),
+        row("err-json", &[("mqtt5UserProperty", r#"[{"key":"a""#)]),
+        row("err-expiry", &[("mqtt5MsgExpireInterval", "70000")]),
+        row("err-long", &[("mqttSecondTopic", &long_sub)]),
+    ];
+    // All on queue 0, the sentinel last: once it arrives, every row before it was handled.
+    rmq.create_topic(&topic, 4);
+    let java = rmq.java();
+    for r in ok_rows.iter().chain(&error_rows).chain([&row("end", &[])]) {
+        let mut p = Produce::new(1).body(r.name).queue(0);
+        for (k, v) in &r.props {
+            p = p.property(k, v);
+        }
+        java.produce(&topic, &p);
+    }
+    // One inflow per MQTT protocol, each with its own group and parent topic.
+    let parent311 = unique_name("p311");
+    let parent5 = unique_name("p5");
+    let sub311 = mqtt.subscribe(&format!("{parent311}/#"), MqttVersion::V311);
+    let sub5 = mqtt.subscribe(&format!("{parent5}/#"), MqttVersion::V5);
+    let sub_real311 = mqtt.subscribe(&real, MqttVersion::V311);
+    let sub_real5 = mqtt.subscribe(&real, MqttVersion::V5);
+    let limit = "max_topic_bytes = 128";
+    let inflow311 = Inflow::start(&config(rmq, mqtt, "3.1.1", limit, &rule("props-311", &topic, &parent311, "on_error = \"skip\"")));
+    let inflow5 = Inflow::start(&config(rmq, mqtt, "5", limit, &rule("props-5", &topic, &parent5, "on_error = \"dead-letter\"")));
+
+    let expected_on_parent = ok_rows.len(); // "real" goes elsewhere; "end" arrives too
+    for (sub, parent, v5, inflow) in [(&sub311, &parent311, false, &inflow311), (&sub5, &parent5, true, &inflow5)] {
+        let got = sub.wait_for(expected_on_parent, Duration::from_secs(60));
+        let got = by_body(&got);
+        assert!(got.contains_key("end"), "sentinel missing on {parent}; got {:?}; log:\n{}", got.keys(), inflow.log());
+        thread::sleep(Duration::from_millis(500));
+        let mut got = got;
+        for m in sub.drain() {
+            got.entry(String::from_utf8_lossy(&m.payload).into_owned()).or_default().push(m);
+        }
+        let one = |name: &str| -> MqttMessage {
+            let list = got.get(name).unwrap_or_else(|| panic!("{name} missing on {parent}: got {:?}", got.keys()));
+            assert_eq!(list.len(), 1, "{name} arrived {} times", list.len());
+            list[0].clone()
+        };
+        assert_eq!(one("default").topic, *parent);
+        assert_eq!(one("default").qos, 1);
+        assert_eq!(one("second").topic, format!("{parent}/room1/temp"));
+        assert_eq!(one("p2p").topic, format!("{parent}/p2p/GID_x@@@dev1"));
+        assert_eq!(one("qos0").qos, 0);
+        assert_eq!(one("qos1").qos, 1);
+        assert_eq!(one("qos2").qos, 1, "QoS 2 publish, downgraded to the subscription's QoS 1");
+        assert_eq!(one("clean").topic, *parent);
+        let (props, expiry, ctype) = (one("userprops").user_properties, one("expiry").message_expiry_interval, one("ctype").content_type);
+        if v5 {
+            assert_eq!(props, vec![("a".to_string(), "1".to_string()), ("b".to_string(), "x y".to_string())]);
+            assert!(matches!(expiry, Some(e) if e > 3500 && e <= 3600), "{expiry:?}");
+            assert_eq!(ctype.as_deref(), Some("application/json"));
+        } else {
+            assert!(props.is_empty() && expiry.is_none() && ctype.is_none());
+        }
+        for r in &error_rows {
+            assert!(!got.contains_key(r.name), "{} must not be published", r.name);
+        }
+        assert!(!got.contains_key("real"));
+    }
+    for sub in [&sub_real311, &sub_real5] {
+        let got = sub.wait_for(2, Duration::from_secs(20));
+        assert_eq!(got.len(), 2, "mqttRealTopic row: one publish from each inflow");
+        assert!(got.iter().all(|m| m.payload == b"real" && m.topic == real));
+    }
+    // The errors went through the policies: skipped by one, sent back by the other.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (inflow311.log().matches("message skipped").count() < error_rows.len()
+        || inflow5.log().matches("message sent back").count() < error_rows.len())
+        && Instant::now() < deadline
+    {
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(inflow311.log().matches("message skipped").count(), error_rows.len(), "{}", inflow311.log());
+    assert!(inflow5.log().matches("message sent back").count() >= error_rows.len(), "{}", inflow5.log());
+}
+
+// ---- a plugin rule ---------------------------------------------------------------------------
+
+#[test]
+fn plugin_rule_end_to_end() {
+    let rmq = RocketMq::shared();
+    let mqtt = Mosquitto::shared();
+    let wasm = repo_root().join("target/plugins/json-router-rust.wasm");
+    assert!(wasm.exists(), "{} is missing: run plugins/build.sh rust (scripts/test.sh does)", wasm.display());
+    let topic = unique_name("svc-plugin");
+    let parent = unique_name("factory");
+    let java = rmq.java();
+    java.produce(&topic, &Produce::new(1).tag("reading").property("site", "plant-a").body(r#"{"device":"press-7","temp":21.5}"#));
+    java.produce(&topic, &Produce::new(1).tag("reading").property("site", "plant-b").body(r#"{"device":"oven-2","temp":120}"#));
+    java.produce(&topic, &Produce::new(1).tag("reading").property("site", "plant-c").body("not json"));
+    let sub = mqtt.subscribe(&format!("{parent}/#"), MqttVersion::V5);
+    let plugin_rule = rule(
+        "plugin-rule",
+        &topic,
+        &parent,
+        r#"on_error = "skip"
+plugin = { name = "json-router", config = '{"field": "device", "property": "site", "qos": 1, "filter": {"field": "temp", "min": -40, "max": 85}, "fanout": "all-devices"}' }"#,
+    );
+    let mut cfg = config(rmq, mqtt, "5", "", &plugin_rule);
+    let dir = std::env::temp_dir().join(unique_name("inflow-plugins"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&wasm, dir.join("json-router.wasm")).unwrap();
+    cfg = cfg.replace("[plugins]\n", &format!("[plugins]\ndir = \"{}\"\n", dir.display()));
+    let inflow = Inflow::start(&cfg);
+    let got = sub.wait_for(2, Duration::from_secs(60));
+    let topics: Vec<&str> = got.iter().map(|m| m.topic.as_str()).collect();
+    assert!(topics.contains(&format!("{parent}/press-7/plant-a").as_str()), "{topics:?}; log:\n{}", inflow.log());
+    assert!(topics.contains(&format!("{parent}/all-devices/press-7").as_str()), "{topics:?}");
+    let m = got.iter().find(|m| m.topic.ends_with("/plant-a")).unwrap();
+    assert_eq!(m.payload, br#"{"device":"press-7","temp":21.5}"#, "the original body, unchanged");
+    assert!(m.user_properties.iter().any(|(k, v)| k == "site" && v == "plant-a"), "{:?}", m.user_properties);
+    // oven-2 is filtered out, "not json" is an error for the skip policy: nothing more arrives.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !inflow.log().contains("message skipped") && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert!(inflow.log().contains("message skipped"), "{}", inflow.log());
+    assert!(sub.drain().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- order, crashes, outages, shutdown ----------------------------------------------------------
+
+#[test]
+fn order_is_kept_on_one_queue() {
+    let rmq = RocketMq::shared();
+    let mqtt = Mosquitto::shared();
+    let topic = unique_name("svc-order");
+    let parent = unique_name("order");
+    let count = 2000;
+    rmq.create_topic(&topic, 4);
+    rmq.java().produce(&topic, &Produce::new(count).body("seq={seq}").queue(0));
+    let sub = mqtt.subscribe(&format!("{parent}/#"), MqttVersion::V311);
+    let inflow = Inflow::start(&config(rmq, mqtt, "3.1.1", "", &rule("order", &topic, &parent, "")));
+    let got = sub.wait_for(count as usize, Duration::from_secs(120));
+    let seqs: Vec<u64> = got
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.payload).trim_start_matches("seq=").parse().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), count as usize, "log:\n{}", inflow.log());
+    assert_eq!(seqs, (0..count).collect::<Vec<_>>(), "messages of one queue arrive in stored order");
+}
+
+#[test]
+fn kill_9_mid_stream_then_restart_loses_nothing() {
+    let rmq = RocketMq::shared();
+    let mqtt = Mosquitto::shared();
+    let topic = unique_name("svc-kill");
+    let parent = unique_name("kill");
+    let count = 20_000;
+    rmq.java().produce_bulk(&topic, count, 256);
+    let collector = Collector::start(mqtt, &format!("{parent}/#"));
+    let mut inflow = Inflow::start(&config(rmq, mqtt, "5", "", &rule("kill9", &topic, &parent, "")));
+    let before = collector.wait_distinct(count as usize / 4, Duration::from_secs(120));
+    inflow.kill9();
+    eprintln!("killed inflow with SIGKILL after {} distinct messages", before.len());
+    inflow.restart();
+    let seqs = collector.wait_distinct(count as usize, Duration::from_secs(180));
+    assert_all_arrived(&seqs, count, "kill -9 and restart", &inflow);
+}
+
+#[test]
+fn sigterm_mid_stream_exits_0_and_restart_loses_nothing() {
+    let rmq = RocketMq::shared();
+    let mqtt = Mosquitto::shared();
+    let topic = unique_name("svc-term");
+    let parent = unique_name("term");
+    let count = 20_000;
+    rmq.java().produce_bulk(&topic, count, 256);
+    let collector = Collector::start(mqtt, &format!("{parent}/#"));
+    let mut inflow = Inflow::start(&config(rmq, mqtt, "3.1.1", "", &rule("sigterm", &topic, &parent, "")));
+    collector.wait_distinct(count as usize / 4, Duration::from_secs(120));
+    let status = inflow.sigterm(Duration::from_secs(20));
+    assert!(status.success(), "inflow exited with {status} after SIGTERM; log:\n{}", inflow.log());
+    let at_stop = collector.seqs();
+    eprintln!("SIGTERM after {} distinct messages", at_stop.len());
+    inflow.restart();
+    let seqs = collector.wait_distinct(count as usize, Duration::from_secs(180));
+    assert_all_arrived(&seqs, count, "SIGTERM and restart", &inflow);
+}
+
+#[test]
+fn mosquitto_outage_mid_stream_loses_nothing() {
+    let rmq = RocketMq::shared();
+    let mqtt = Mosquitto::start();
+    let topic = unique_name("svc-outage");
+    let parent = unique_name("outage");
+    let count = 20_000;
+    rmq.java().produce_bulk(&topic, count, 256);
+    let collector = Collector::start(&mqtt, &format!("{parent}/#"));
+    let inflow = Inflow::start(&config(rmq, &mqtt, "5", "max_inflight = 64", &rule("outage", &topic, &parent, "")));
+    collector.wait_distinct(count as usize / 4, Duration::from_secs(120));
+    mqtt.stop();
+    thread::sleep(Duration::from_secs(4));
+    mqtt.resume();
+    let seqs = collector.wait_distinct(count as usize, Duration::from_secs(180));
+    assert_all_arrived(&seqs, count, "Mosquitto outage", &inflow);
+    assert!(inflow.log().contains("MQTT connection lost"), "the outage was not seen:\n{}", inflow.log());
+}
+
+#[test]
+fn disabled_rule_consumes_nothing() {
+    let rmq = RocketMq::shared();
+    let mqtt = Mosquitto::shared();
+    let topic = unique_name("svc-disabled");
+    let (on, off) = (unique_name("on"), unique_name("off"));
+    let count = 20;
+    rmq.java().produce(&topic, &Produce::new(count).body("seq={seq}"));
+    let sub_on = mqtt.subscribe(&format!("{on}/#"), MqttVersion::V5);
+    let sub_off = mqtt.subscribe(&format!("{off}/#"), MqttVersion::V5);
+    let off_group = unique_name("off-group");
+    let rules = rule("enabled-rule", &topic, &on, "")
+        + &rule("disabled-rule", &topic, &off, "enabled = false").replace(
+            &format!("topic = \"{topic}\", start"),
+            &format!("topic = \"{topic}\", group = \"{off_group}\", start"),
+        );
+    let inflow = Inflow::start(&config(rmq, mqtt, "5", "", &rules));
+    assert_eq!(sub_on.wait_for(count as usize, Duration::from_secs(60)).len(), count as usize, "{}", inflow.log());
+    thread::sleep(Duration::from_secs(1));
+    assert!(sub_off.drain().is_empty(), "the disabled rule published");
+    assert!(inflow.log().contains("rule disabled"), "{}", inflow.log());
+    // Nothing was committed for its group: a Java consumer of that group gets every message.
+    let java = rmq.java().consume(&off_group, &topic, "*", count, Duration::from_secs(60)).expect("the Java consumer gets all");
+    assert_eq!(java.len(), count as usize);
+}
