@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use tracing::{debug, info, warn};
 
 use crate::error::Error;
-use crate::route::MessageQueue;
+use crate::route::{MessageQueue, TopicRoute};
 
 use super::allocate::{allocate_averagely, sort_client_ids};
 use super::offsets::QueueOffsets;
@@ -47,23 +47,34 @@ impl Shared {
         if queues.is_empty() {
             return Ok(Vec::new());
         }
-        // Java asks one broker of the topic; any master of the route will do.
+        let mut ids = self.members(&route).await?;
+        if !ids.contains(&self.client_id) {
+            // A restarted broker forgets its members until their next heartbeat: send ours now
+            // rather than giving up every queue until then.
+            debug!(group = %self.group, topic, "broker does not list us; sending a heartbeat");
+            if let Err(e) = self.send_heartbeats().await {
+                warn!(group = %self.group, error = %e, "heartbeat failed");
+            }
+            ids = self.members(&route).await?;
+            if !ids.contains(&self.client_id) {
+                debug!(group = %self.group, topic, "broker does not list us yet; owning nothing until it does");
+            }
+        }
+        sort_client_ids(&mut ids);
+        Ok(allocate_averagely(&queues, &ids, &self.client_id).to_vec())
+    }
+
+    /// The group's member ids from the first master of `route` that answers (Java asks one
+    /// broker of the topic).
+    async fn members(&self, route: &TopicRoute) -> Result<Vec<String>, Error> {
         let mut last_error = None;
-        for broker in &route.broker_datas {
-            let Some(addr) = broker.master_addr() else { continue };
+        for addr in route.broker_datas.iter().filter_map(|broker| broker.master_addr()) {
             match rpc::consumer_list(&self.client, addr, &self.group, self.request_timeout()).await {
-                Ok(mut ids) => {
-                    sort_client_ids(&mut ids);
-                    let owned = allocate_averagely(&queues, &ids, &self.client_id).to_vec();
-                    if !ids.contains(&self.client_id) {
-                        debug!(group = %self.group, broker = addr, "broker does not list us yet; owning nothing until it does");
-                    }
-                    return Ok(owned);
-                }
+                Ok(ids) => return Ok(ids),
                 Err(e) => last_error = Some(e),
             }
         }
-        Err(last_error.unwrap_or(Error::NoMaster { broker_name: format!("(any broker of topic {topic})") }))
+        Err(last_error.unwrap_or(Error::NoMaster { broker_name: "(any broker of the topic)".into() }))
     }
 
     /// Starts pull tasks for newly owned queues of `topic`; stops and commits revoked ones.
