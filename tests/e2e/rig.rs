@@ -107,7 +107,8 @@ fn java_consumer_stays_in_its_group_for_a_set_time() {
     let java = rmq.java();
     let topic = unique_name("rig-stay");
     rmq.create_topic(&topic, 2);
-    let consumer = java.spawn_consume(&unique_name("rig-stay-group"), &topic, "*", Duration::from_secs(12));
+    let consumer = java.spawn_consume(&unique_name("rig-stay-group"), &topic, "*", Duration::from_secs(15));
+    assert_eq!(consumer.queues_at_start, [0, 1], "alone in its group, it holds every queue");
     // Produced after the consumer joined: it must see them while it stays.
     let sent = java.produce(&topic, &Produce::new(4).body("stay {seq}"));
     let got = consumer.finish().unwrap_or_else(|e| panic!("staying consumer: {e}"));

@@ -19,7 +19,7 @@ classes="$INFLOW_CACHE/rocketmq/$version/rmqtool-$(sha256sum "$src" | cut -c1-16
 if [[ ! -f $classes/RmqTool.class ]]; then
   command -v "$JAVAC" >/dev/null || die "javac (JDK 17+) is not installed: apt-get install -y openjdk-17-jdk-headless"
   tmp="$(mktemp -d "$classes.XXXXXX")"
-  "$JAVAC" -nowarn -encoding UTF-8 -d "$tmp" -cp "$lib/*" "$src" || { rm -rf "$tmp"; die "RmqTool.java does not compile against RocketMQ $version"; }
+  "$JAVAC" -nowarn -XDsuppressNotes -encoding UTF-8 -d "$tmp" -cp "$lib/*" "$src" || { rm -rf "$tmp"; die "RmqTool.java does not compile against RocketMQ $version"; }
   # Another caller may have won the race; either copy is the same.
   mv -T "$tmp" "$classes" 2>/dev/null || rm -rf "$tmp"
 fi

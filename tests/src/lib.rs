@@ -447,6 +447,12 @@ fn parse_lines(stdout: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// The ids in the trailing `[1, 2]` of an RmqTool status line.
+fn parse_queue_list(line: &str) -> Vec<u32> {
+    let list = line.rsplit_once('[').map(|(_, rest)| rest.trim_end_matches(']')).unwrap_or("");
+    list.split(',').filter_map(|id| id.trim().parse().ok()).collect()
+}
+
 fn finish(out: Output) -> Result<Vec<Value>, ToolError> {
     let lines = parse_lines(&out.stdout);
     if out.status.success() {
@@ -458,6 +464,9 @@ fn finish(out: Output) -> Result<Vec<Value>, ToolError> {
 
 /// A Java consumer running in the background (see [`JavaTool::spawn_consume`]).
 pub struct JavaConsumer {
+    /// The ids of the queues it held when it reported itself started (its stderr also ends
+    /// with "rmqtool: queues at exit [..]", kept in [`ToolError::stderr`] on failure).
+    pub queues_at_start: Vec<u32>,
     child: Option<Child>,
     stderr: Arc<Mutex<String>>,
     stderr_reader: Option<thread::JoinHandle<()>>,
@@ -478,7 +487,7 @@ impl JavaConsumer {
             thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                     if line.starts_with("rmqtool: consumer started") {
-                        let _ = started_tx.send(());
+                        let _ = started_tx.send(parse_queue_list(&line));
                     }
                     let mut all = stderr.lock().unwrap_or_else(|p| p.into_inner());
                     all.push_str(&line);
@@ -486,13 +495,17 @@ impl JavaConsumer {
                 }
             })
         };
-        let mut consumer = JavaConsumer { child: Some(child), stderr, stderr_reader: Some(reader) };
-        if started_rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            let (code, _) = consumer.wait();
-            panic!("the Java consumer did not start (exit {code:?}): {}", consumer.stderr_text());
+        let mut consumer = JavaConsumer { queues_at_start: Vec::new(), child: Some(child), stderr, stderr_reader: Some(reader) };
+        match started_rx.recv_timeout(Duration::from_secs(90)) {
+            Ok(queues) => consumer.queues_at_start = queues,
+            Err(_) => {
+                let (code, _) = consumer.wait();
+                panic!("the Java consumer did not start (exit {code:?}): {}", consumer.stderr_text());
+            }
         }
         consumer
     }
+
 
     fn stderr_text(&self) -> String {
         self.stderr.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -793,6 +806,12 @@ mod tests {
         let empty = parse_mosquitto_sub_line(r#" {"topic":"a","qos":0,"retain":1,"payload":""}"#).expect("parses");
         assert!(empty.payload.is_empty() && empty.retain);
         assert!(parse_mosquitto_sub_line("zz {}").is_none());
+    }
+
+    #[test]
+    fn parses_queue_lists() {
+        assert_eq!(parse_queue_list("rmqtool: consumer started, group g, instance i, queues [0, 3]"), [0, 3]);
+        assert_eq!(parse_queue_list("rmqtool: queues at exit []"), Vec::<u32>::new());
     }
 
     #[test]

@@ -15,6 +15,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -25,6 +26,7 @@ import org.apache.rocketmq.client.consumer.DefaultMQPushConsumer;
 import org.apache.rocketmq.client.consumer.listener.ConsumeConcurrentlyStatus;
 import org.apache.rocketmq.client.consumer.listener.MessageListenerConcurrently;
 import org.apache.rocketmq.client.consumer.rebalance.AllocateMessageQueueAveragely;
+import org.apache.rocketmq.client.consumer.store.ReadOffsetType;
 import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.SendResult;
 import org.apache.rocketmq.common.TopicConfig;
@@ -51,8 +53,11 @@ public class RmqTool {
         "      Clustering push consumer. Prints per message: msgId (UNIQ_KEY), offsetMsgId, topic, tags, keys,",
         "      queueId, queueOffset, brokerName, properties, body (base64), size, sha256, bornTimestamp,",
         "      storeTimestamp, bornHost, storeHost, reconsumeTimes. With --count: exits 0 once N arrived,",
-        "      3 on timeout. With --duration: stays in the group S seconds, then exits 0.",
-        "      Writes \"rmqtool: consumer started\" to stderr once it has joined the group.",
+        "      3 on timeout. With --duration: stays in the group S seconds (counted from the start",
+        "      line), then exits 0. Writes \"rmqtool: consumer started, ..., queues [ids]\" to stderr",
+        "      once it holds queues (or after 30 s without), and \"rmqtool: queues at exit [ids]\".",
+        "      Before leaving it waits until the offsets of what it consumed are recorded, so the",
+        "      offsets it commits on shutdown cover every message it printed.",
         "  drain --group G --topic T --count N [--timeout S] [--threads K] [--batch B]",
         "      Consume N messages from the earliest offset; print one summary line: messages, seconds",
         "      (from consumer start to the Nth message), secondsToFirst, msgPerSec, cpuMicrosPerMsg",
@@ -231,18 +236,24 @@ public class RmqTool {
         }
         CountDownLatch enough = new CountDownLatch(1);
         AtomicLong received = new AtomicLong();
+        // Per queue, the offset after the last message handed to the listener.
+        Map<MessageQueue, Long> consumedUpTo = new ConcurrentHashMap<>();
         DefaultMQPushConsumer consumer = newConsumer(o, o.get("from", "earliest"));
         consumer.registerMessageListener((MessageListenerConcurrently) (msgs, ctx) -> {
             for (MessageExt m : msgs) {
                 String line = messageJson(m);
                 synchronized (System.out) { System.out.println(line); }
+                consumedUpTo.merge(new MessageQueue(m.getTopic(), m.getBrokerName(), m.getQueueId()),
+                    m.getQueueOffset() + 1, Math::max);
                 if (received.incrementAndGet() == count) enough.countDown();
             }
             return ConsumeConcurrentlyStatus.CONSUME_SUCCESS;
         });
         consumer.start();
+        // "Started" means joined with queues assigned (unless the group leaves it none).
+        List<Integer> queues = awaitQueues(consumer, 30_000);
         System.err.println("rmqtool: consumer started, group " + consumer.getConsumerGroup()
-            + ", instance " + consumer.getInstanceName());
+            + ", instance " + consumer.getInstanceName() + ", queues " + queues);
         int code = 0;
         if (duration >= 0) {
             Thread.sleep(duration * 1000);
@@ -251,9 +262,47 @@ public class RmqTool {
                 + " messages within " + timeout + " s");
             code = 3;
         }
-        // Shutdown persists the consumed offsets and leaves the group cleanly.
+        System.err.println("rmqtool: queues at exit " + awaitQueues(consumer, 0));
+        // Shutdown persists the offsets the client recorded and leaves the group cleanly; the
+        // client records an offset just after the listener returns, so wait for that first.
+        awaitOffsetsRecorded(consumer, consumedUpTo, 5_000);
         consumer.shutdown();
         return code;
+    }
+
+    // The ids of the (non-retry) queues the consumer holds, once it holds some and that set has
+    // not changed for half a second (a re-balance adds queues one by one), or timeoutMs passed.
+    static List<Integer> awaitQueues(DefaultMQPushConsumer consumer, long timeoutMs) throws InterruptedException {
+        var table = consumer.getDefaultMQPushConsumerImpl().getRebalanceImpl().getProcessQueueTable();
+        long deadline = System.currentTimeMillis() + timeoutMs;
+        List<Integer> last = null;
+        long stableSince = 0;
+        while (true) {
+            List<Integer> ids = new ArrayList<>();
+            for (MessageQueue mq : table.keySet()) {
+                if (!mq.getTopic().startsWith("%RETRY%")) ids.add(mq.getQueueId());
+            }
+            ids.sort(null);
+            long now = System.currentTimeMillis();
+            if (!ids.equals(last)) {
+                last = ids;
+                stableSince = now;
+            }
+            if ((!ids.isEmpty() && now - stableSince >= 500) || now >= deadline) return ids;
+            Thread.sleep(50);
+        }
+    }
+
+    static void awaitOffsetsRecorded(DefaultMQPushConsumer consumer, Map<MessageQueue, Long> upTo, long timeoutMs)
+            throws InterruptedException {
+        var store = consumer.getDefaultMQPushConsumerImpl().getOffsetStore();
+        long deadline = System.currentTimeMillis() + timeoutMs;
+        for (Map.Entry<MessageQueue, Long> e : upTo.entrySet()) {
+            while (store.readOffset(e.getKey(), ReadOffsetType.READ_FROM_MEMORY) < e.getValue()
+                    && System.currentTimeMillis() < deadline) {
+                Thread.sleep(20);
+            }
+        }
     }
 
     static DefaultMQPushConsumer newConsumer(Opts o, String from) throws UsageError {
