@@ -308,7 +308,10 @@ fn check_rules(table: &toml::Table, plugin_dir: &Path, ctx: &Context<'_>, errors
                 continue;
             }
         };
-        let Some(rule) = check_rule(raw, &place, plugin_dir, ctx, errors) else { continue };
+        let before = errors.0.len();
+        let rule = check_rule(raw, &place, plugin_dir, ctx, errors);
+        let valid = errors.0.len() == before;
+        // Duplicates are checked for every rule, so a rule with other mistakes still shows them.
         if let Some(first) = ids.insert(rule.id.clone(), place.clone()) {
             errors.add(&place, format!("rule id {:?} is also used by {first}", rule.id), "give every rule its own id");
         }
@@ -326,13 +329,15 @@ fn check_rules(table: &toml::Table, plugin_dir: &Path, ctx: &Context<'_>, errors
                 "give each rule its own source.group (or leave it out: it defaults to inflow-<id>)",
             );
         }
-        rules.push(rule);
+        if valid {
+            rules.push(rule);
+        }
     }
     rules
 }
 
-fn check_rule(raw: RawRule, place: &str, plugin_dir: &Path, ctx: &Context<'_>, errors: &mut Errors) -> Option<RuleConfig> {
-    let before = errors.0.len();
+/// The rule as written, with its mistakes added to `errors`.
+fn check_rule(raw: RawRule, place: &str, plugin_dir: &Path, ctx: &Context<'_>, errors: &mut Errors) -> RuleConfig {
     let id = raw.id.unwrap_or_default();
     if let Err(problem) = check_rule_id(&id) {
         errors.add(format!("{place} id"), problem, "use 3 to 64 letters, digits, '-' or '_', with at least one letter or digit");
@@ -398,7 +403,7 @@ fn check_rule(raw: RawRule, place: &str, plugin_dir: &Path, ctx: &Context<'_>, e
         }),
     };
     let limits = check_limits(raw.limits, place, errors);
-    (errors.0.len() == before).then(|| RuleConfig {
+    RuleConfig {
         id,
         description: raw.description,
         enabled: raw.enabled.unwrap_or(true),
@@ -407,7 +412,7 @@ fn check_rule(raw: RawRule, place: &str, plugin_dir: &Path, ctx: &Context<'_>, e
         plugin,
         on_error,
         limits,
-    })
+    }
 }
 
 fn check_limits(raw: Option<RawLimits>, place: &str, errors: &mut Errors) -> RuleLimits {
@@ -487,4 +492,127 @@ fn check_expression(expr: &str) -> Result<(), String> {
 
 fn is_rocketmq_name(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '%' | '|'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Context, OnError, Protocol};
+    use super::*;
+
+    const BASE: &str = r#"
+[rocketmq]
+namesrv = ["127.0.0.1:9876"]
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+client_id = "c1"
+"#;
+
+    fn parse_with(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let lookup = move |k: &str| env.get(k).cloned();
+        let exists = |_: &Path, name: &str| name == "known";
+        parse(text, &Context { base_dir: Path::new("/etc/inflow"), env: &lookup, plugin_exists: &exists })
+    }
+
+    fn errors(text: &str) -> Vec<ConfigError> {
+        parse_with(text, &[]).expect_err("must fail").0
+    }
+
+    #[test]
+    fn a_full_config_parses_with_defaults() {
+        let c = parse_with(
+            &format!(
+                "{BASE}\n[[rule]]\nid = \"rule1\"\nsource = {{ topic = \"T1\" }}\ntarget = {{ parent_topic = \"p1\" }}\n\
+                 [[rule]]\nid = \"r-2\"\nenabled = false\nsource = {{ topic = \"T2\", expression = \"a || b\", group = \"G\" }}\n\
+                 target = {{ parent_topic = \"p2\" }}\nplugin = {{ name = \"known\", config = \"{{}}\" }}\non_error = \"pause\"\n\
+                 limits = {{ call_deadline_ms = 20, memory_mb = 8, max_publishes = 3 }}\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.mqtt.protocol, Protocol::V5);
+        assert_eq!((c.mqtt.host.as_str(), c.mqtt.port, c.mqtt.tls.is_none()), ("127.0.0.1", 1883, true));
+        assert_eq!(c.plugins.dir, Path::new("/etc/inflow/plugins"));
+        let (r1, r2) = (&c.rules[0], &c.rules[1]);
+        assert_eq!(r1.source.group, "inflow-rule1");
+        assert_eq!(r1.source.expression, "*");
+        assert_eq!(r1.on_error, OnError::DeadLetter);
+        assert!(r1.enabled && !r2.enabled);
+        assert_eq!(r2.source.group, "G");
+        assert_eq!(r2.plugin.as_ref().unwrap().name, "known");
+        assert_eq!(r2.on_error, OnError::Pause);
+        assert_eq!(r2.limits.call_deadline, Duration::from_millis(20));
+        assert_eq!(r2.limits.memory_bytes, 8 << 20);
+        assert_eq!(r2.limits.max_publishes, 3);
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_once_with_its_place() {
+        let text = format!(
+            "{BASE}\n[[rule]]\nid = \"x\"\nsource = {{ topic = \"T\" }}\ntarget = {{ parent_topic = \"a/b\" }}\non_error = \"retry\"\n\
+             [[rule]]\nid = \"ok-1\"\nsource = {{ topic = \"T\" }}\ntarget = {{ parent_topic = \"same\" }}\nplugin = {{ name = \"nope\" }}\n\
+             [[rule]]\nid = \"ok-1\"\nsource = {{ topic = \"T\" }}\ntarget = {{ parent_topic = \"same\" }}\n\
+             [[rule]]\nid = \"---\"\nsource = {{ topic = \"T\" }}\ntarget = {{ parent_topic = \"q\" }}\n\
+             [[rule]]\nid = \"typo\"\nsourse = {{ topic = \"T\" }}\n"
+        );
+        let errs = errors(&text);
+        let has = |place: &str, problem: &str| errs.iter().any(|e| e.place.contains(place) && e.problem.contains(problem));
+        assert!(has("rule[0] (id \"x\") id", "1 characters"), "{errs:#?}");
+        assert!(has("rule[0]", "a/b"), "{errs:#?}");
+        assert!(has("rule[0] (id \"x\") on_error", "unknown policy \"retry\""), "{errs:#?}");
+        assert!(has("rule[1] (id \"ok-1\") plugin.name", "unknown plugin \"nope\""), "{errs:#?}");
+        assert!(has("rule[2]", "also used by rule[1]"), "{errs:#?}");
+        assert!(has("rule[2]", "parent topic \"same\" is also the target of rule[1]"), "{errs:#?}");
+        assert!(has("rule[3]", "no letter or digit"), "{errs:#?}");
+        assert!(has("rule[4] (id \"typo\")", "sourse"), "{errs:#?}");
+        assert!(errs.iter().all(|e| !e.fix.is_empty()));
+    }
+
+    #[test]
+    fn rule_ids() {
+        assert!(check_rule_id("abc").is_ok());
+        assert!(check_rule_id("a_b-C9").is_ok());
+        assert!(check_rule_id(&"a".repeat(64)).is_ok());
+        assert!(check_rule_id("ab").is_err());
+        assert!(check_rule_id(&"a".repeat(65)).is_err());
+        assert!(check_rule_id("a b c").is_err());
+        assert!(check_rule_id("___").is_err());
+        assert!(check_rule_id("ab.c").is_err());
+    }
+
+    #[test]
+    fn urls_and_protocols() {
+        assert_eq!(parse_mqtt_url("mqtts://broker.example"), Ok(("broker.example".into(), 8883, true)));
+        assert_eq!(parse_mqtt_url("mqtt://[::1]:1884"), Ok(("::1".into(), 1884, false)));
+        for bad in ["http://x:1883", "mqtt://", "mqtt://h:0", "mqtt://h:99999", "mqtt://u:p@h", "mqtt://h/path", ""] {
+            assert!(parse_mqtt_url(bad).is_err(), "{bad}");
+        }
+        let errs = errors("[rocketmq]\nnamesrv = [\"nohost\"]\n[mqtt]\nurl = \"tcp://x\"\nprotocol = \"4.0\"\nmax_inflight = 0\n");
+        for place in ["namesrv[0]", "[mqtt] url", "[mqtt] protocol", "[mqtt] max_inflight"] {
+            assert!(errs.iter().any(|e| e.place.contains(place)), "{place}: {errs:#?}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_sections_are_refused() {
+        let errs = errors(&format!("{BASE}\n[metrics]\nport = 1\n"));
+        assert!(errs.iter().any(|e| e.place == "[metrics]"), "{errs:#?}");
+        let errs = errors("[rocketmq]\nnamesrv = [\"h:1\"]\nsecret = \"x\"\n[mqtt]\nurl = \"mqtt://h\"\n");
+        assert!(errs.iter().any(|e| e.place == "[rocketmq]" && e.problem.contains("secret")), "{errs:#?}");
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_and_never_show() {
+        let c = parse_with(
+            BASE,
+            &[("INFLOW_ROCKETMQ_ACCESS_KEY", "ak"), ("INFLOW_ROCKETMQ_SECRET_KEY", "s3cr3t"), ("INFLOW_MQTT_PASSWORD", "pw-123")],
+        )
+        .unwrap();
+        assert_eq!(c.rocketmq.secret_key.as_ref().unwrap().expose(), "s3cr3t");
+        assert_eq!(c.mqtt.password.as_ref().unwrap().expose(), "pw-123");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cr3t") && !shown.contains("pw-123"), "{shown}");
+        let errs = parse_with(BASE, &[("INFLOW_ROCKETMQ_ACCESS_KEY", "ak")]).unwrap_err().0;
+        assert!(errs.iter().any(|e| e.problem.contains("only one of the two ACL credentials")), "{errs:#?}");
+    }
 }
