@@ -497,3 +497,37 @@ async fn send_back_redelivers_then_dead_letters() {
     .expect("the dead-letter queue holds the message");
     assert_eq!(str_field(&dlq[0], "msgId"), id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_start_for_a_new_group() {
+    let rmq = RocketMq::shared();
+    let topic = unique_name("latest");
+    let old = blocking({
+        let (java, topic) = (rmq.java(), topic.clone());
+        move || {
+            java.create_topic(&topic, 2);
+            java.produce(&topic, &Produce::new(5))
+        }
+    })
+    .await;
+    let mut cfg = consumer_config(&unique_name("latest-group"), &topic);
+    cfg.start = StartPosition::Latest;
+    let mut consumer = Consumer::start(client_for(rmq), cfg).await.expect("consumer starts");
+    // Let the pull tasks find their start offsets before new messages arrive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let new = blocking({
+        let (java, topic) = (rmq.java(), topic.clone());
+        move || java.produce(&topic, &Produce::new(3))
+    })
+    .await;
+    let ids = |lines: &[Value]| lines.iter().map(|l| str_field(l, "msgId").to_string()).collect::<BTreeSet<_>>();
+    // 4.9 brokers answer a new group's offset query on a young queue with 0 (as Java sees it);
+    // 5.x brokers honour setZeroIfNotFound=false, so Latest skips what was there.
+    let expected: BTreeSet<String> =
+        if rmq.version.starts_with("4.") { ids(&old).union(&ids(&new)).cloned().collect() } else { ids(&new) };
+    let got = receive(&mut consumer, expected.len(), Duration::from_secs(30), |_| true).await;
+    let extra = receive_more(&mut consumer, Duration::from_secs(1)).await;
+    consumer.shutdown().await.expect("shutdown commits");
+    assert_eq!(got.iter().map(|(_, m)| m.message_id()).collect::<BTreeSet<_>>(), expected);
+    assert!(extra.is_empty(), "nothing else: {}", extra.len());
+}

@@ -15,11 +15,14 @@
 //! Start position (only when the broker has no offset stored for the group and queue):
 //! * [`StartPosition::Earliest`]: offset 0 (the broker moves us to the queue's minimum if 0 is gone).
 //! * [`StartPosition::Latest`]: the queue's max offset, as Java's `CONSUME_FROM_LAST_OFFSET`.
-//!   Note that brokers (4.9 and 5.x alike) answer a brand-new group's offset query with 0
-//!   instead of "none" while the queue still starts at offset 0 and its first message is in
-//!   memory; we take that answer, as a Java consumer does, so a new group on a young topic
-//!   reads it from the beginning.
 //! * [`StartPosition::Timestamp`]: the first offset stored at or after the time.
+//! * A brand-new group on a young queue: brokers answer the offset query of a group they have
+//!   no offset for with 0 instead of "none" while the queue still starts at offset 0 and its
+//!   first message is in memory, so a Java consumer with `CONSUME_FROM_LAST_OFFSET` reads such
+//!   a topic from the beginning. We ask with `setZeroIfNotFound=false`: 5.x brokers then say
+//!   "none" and Latest / Timestamp mean what they say; 4.9 brokers do not know the flag and
+//!   answer 0, which we take (a stored 0 looks the same), so on 4.9 a new group behaves as a
+//!   Java consumer's does.
 //! * The retry topic always starts at 0: whatever is in it is for this group.
 
 mod allocate;

@@ -74,11 +74,14 @@ pub(crate) async fn pull(client: &Client, addr: &str, pull: PullRequest<'_>) -> 
 }
 
 /// QUERY_CONSUMER_OFFSET: the group's stored offset, `None` when the broker has none.
+/// `setZeroIfNotFound=false` asks 5.x brokers to say "none" for a new group instead of 0 on a
+/// young queue; 4.9 brokers ignore it (see the module docs of `consumer`).
 pub(crate) async fn query_offset(client: &Client, addr: &str, group: &str, queue: &MessageQueue, timeout: Duration) -> Result<Option<i64>, Error> {
     let request = RemotingCommand::request(request::QUERY_CONSUMER_OFFSET)
         .with_field("consumerGroup", group)
         .with_field("topic", &queue.topic)
-        .with_field("queueId", queue.queue_id);
+        .with_field("queueId", queue.queue_id)
+        .with_field("setZeroIfNotFound", false);
     let response = client.invoke(addr, request, timeout).await?;
     match response.code {
         response::SUCCESS => offset_field(addr, &response, "offset").map(Some),
