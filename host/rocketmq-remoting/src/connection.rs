@@ -28,9 +28,11 @@ pub trait RequestHandler: Send + Sync + 'static {
     fn handle(&self, server_addr: &str, request: &RemotingCommand) -> Option<RemotingCommand>;
 }
 
-/// Registered handlers, tried in registration order.
+/// Registered handlers with their ids, tried in registration order.
 #[derive(Default, Clone)]
-pub(crate) struct Handlers(Arc<RwLock<Vec<(u64, Arc<dyn RequestHandler>)>>>);
+pub(crate) struct Handlers(Arc<RwLock<Vec<(u64, SharedHandler)>>>);
+
+type SharedHandler = Arc<dyn RequestHandler>;
 
 impl Handlers {
     pub(crate) fn add(&self, id: u64, handler: Arc<dyn RequestHandler>) {
@@ -42,7 +44,7 @@ impl Handlers {
     }
 
     fn dispatch(&self, server_addr: &str, request: &RemotingCommand) -> Option<RemotingCommand> {
-        let handlers: Vec<Arc<dyn RequestHandler>> =
+        let handlers: Vec<SharedHandler> =
             self.0.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(_, h)| h.clone()).collect();
         handlers.iter().find_map(|handler| handler.handle(server_addr, request))
     }
