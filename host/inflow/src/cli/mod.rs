@@ -1,6 +1,7 @@
 //! The `inflow` commands.
 
 mod check;
+mod plugin;
 mod run;
 mod send;
 
@@ -21,6 +22,15 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Send test messages to RocketMQ (tags, keys, properties, body).
     Send(send::SendArgs),
+    /// Work with mapping plugins offline.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// Run a plugin on sample messages and print the publishes it would make (or the error).
+    Test(plugin::PluginTestArgs),
 }
 
 /// Runs the parsed command; the value is the process exit code.
@@ -29,6 +39,13 @@ pub fn main(cli: Cli) -> i32 {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
         Command::Send(args) => send::send(args),
+        Command::Plugin(PluginCommand::Test(args)) => match plugin::run(args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("inflow plugin test: {e:#}");
+                1
+            }
+        },
     }
 }
 
