@@ -398,12 +398,12 @@ impl Instance {
         let borrowed = Resource::new_borrow(handle.rep());
         let outcome = live.mapping.inflow_mapping_mapper().call_map_message(&mut *store, borrowed);
         let _ = store.data_mut().table.delete(handle);
-        let plugin = self.plugin.name().to_string();
+        let plugin = || self.plugin.name().to_string();
         match outcome {
-            Ok(Ok(publishes)) => convert(publishes, &self.limits).map_err(|reason| MapError::Limit { plugin, reason }),
-            Ok(Err(reason)) => Err(MapError::Plugin { plugin, reason }),
+            Ok(Ok(publishes)) => convert(publishes, &self.limits).map_err(|reason| MapError::Limit { plugin: plugin(), reason }),
+            Ok(Err(reason)) => Err(MapError::Plugin { plugin: plugin(), reason }),
             Err(err) => {
-                let failure = classify(err, store, &self.limits, plugin);
+                let failure = classify(err, store, &self.limits, plugin());
                 self.live = None;
                 Err(failure)
             }

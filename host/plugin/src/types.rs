@@ -82,7 +82,8 @@ pub struct Limits {
     pub call_deadline: Duration,
     /// Linear memory (all memories of the instance together) and table bytes cap.
     pub memory_bytes: usize,
-    /// Most publishes one message may produce.
+    /// Most publishes one message may produce. Checked once the result is
+    /// read from the plugin; the memory cap bounds how large it can get.
     pub max_publishes: usize,
     /// Largest `bytes` payload one publish may carry.
     pub max_payload_bytes: usize,

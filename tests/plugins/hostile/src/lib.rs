@@ -10,6 +10,8 @@
 //! * `huge-payload`: `map-message` returns one 8 MiB payload (payload limit).
 //! * `error`: `map-message` returns an error with a reason.
 //! * `init-error`: `init` fails.
+//! * `echo-fields`: returns one publish whose payload lists every message
+//!   field, one `name=value` line each (tests the host's accessors).
 //! * `ok`: `map-message` returns one publish (to show the host recovers).
 
 wit_bindgen::generate!({ path: "../../../wit/mapping", world: "mapping" });
@@ -33,6 +35,27 @@ fn publish(topic: &str, payload: Payload) -> Publish {
         content_type: None,
         message_expiry_interval: None,
     }
+}
+
+fn echo_fields(message: &Message) -> String {
+    let properties: Vec<String> = message.properties().into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    [
+        format!("topic={}", message.topic()),
+        format!("tags={:?}", message.tags()),
+        format!("keys={}", message.keys().join(",")),
+        format!("property(device)={:?}", message.property("device")),
+        format!("property(absent)={:?}", message.property("absent")),
+        format!("properties={}", properties.join(",")),
+        format!("body-size={}", message.body_size()),
+        format!("body={}", String::from_utf8_lossy(&message.body())),
+        format!("message-id={}", message.message_id()),
+        format!("queue-id={}", message.queue_id()),
+        format!("queue-offset={}", message.queue_offset()),
+        format!("born-timestamp={}", message.born_timestamp()),
+        format!("store-timestamp={}", message.store_timestamp()),
+        format!("reconsume-times={}", message.reconsume_times()),
+    ]
+    .join("\n")
 }
 
 struct Hostile;
@@ -67,6 +90,7 @@ impl Guest for Hostile {
             "panic" => panic!("hostile plugin panics on message {}", message.message_id()),
             "huge-output" => Ok((0..100_000).map(|_| publish("t/x", Payload::OriginalBody)).collect()),
             "huge-payload" => Ok(vec![publish("t/x", Payload::Bytes(vec![7u8; 8 << 20]))]),
+            "echo-fields" => Ok(vec![publish("t/echo", Payload::Bytes(echo_fields(message).into_bytes()))]),
             "error" => Err(format!("cannot map message {}: refused on purpose", message.message_id())),
             _ => Ok(vec![publish("t/ok", Payload::OriginalBody)]),
         }
