@@ -2,13 +2,13 @@
 //! completing pending requests by opaque and dispatching requests the server sends to us.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::AbortHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, warn};
@@ -61,6 +61,10 @@ pub(crate) struct Connection {
     pending: Pending,
     closed: Arc<AtomicBool>,
     reader: AbortHandle,
+    stop_writer: Arc<Notify>,
+    opened: Instant,
+    /// Milliseconds after `opened` when the last frame arrived.
+    last_read_ms: Arc<AtomicU64>,
 }
 
 impl Drop for Connection {
@@ -90,11 +94,15 @@ impl Connection {
         let (writer, writer_rx) = mpsc::channel(WRITE_QUEUE);
         let pending: Pending = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
+        let stop_writer = Arc::new(Notify::new());
+        let opened = Instant::now();
+        let last_read_ms = Arc::new(AtomicU64::new(0));
 
         tokio::spawn(write_loop(
             addr.to_string(),
             FramedWrite::new(write_half, FrameCodec::new(max_frame)),
             writer_rx,
+            stop_writer.clone(),
             closed.clone(),
             pending.clone(),
         ));
@@ -102,17 +110,30 @@ impl Connection {
             addr.to_string(),
             FramedRead::new(read_half, FrameCodec::new(max_frame)),
             writer.downgrade(),
+            (opened, last_read_ms.clone()),
             closed.clone(),
             pending.clone(),
             handlers,
         ))
         .abort_handle();
         debug!(addr, "connected");
-        Ok(Arc::new(Connection { addr: addr.to_string(), writer, pending, closed, reader }))
+        Ok(Arc::new(Connection { addr: addr.to_string(), writer, pending, closed, reader, stop_writer, opened, last_read_ms }))
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Closes the socket now; waiting requests fail with "connection closed".
+    pub(crate) fn close(&self) {
+        close(&self.closed, &self.pending);
+        self.reader.abort();
+        self.stop_writer.notify_one();
+    }
+
+    /// How long nothing at all has arrived on this connection.
+    fn silent_for(&self) -> Duration {
+        self.opened.elapsed().saturating_sub(Duration::from_millis(self.last_read_ms.load(Ordering::Relaxed)))
     }
 
     /// Sends a request and waits for its response (any code: callers interpret it).
@@ -140,6 +161,12 @@ impl Connection {
             }
             Err(_) => {
                 self.forget(opaque);
+                // A peer that sent nothing for a whole timeout is presumed gone (host down,
+                // network cut: no RST arrives); close so the next request reconnects.
+                if self.silent_for() >= timeout {
+                    warn!(addr = self.addr, ?timeout, "no data from the server within the timeout; closing the connection");
+                    self.close();
+                }
                 Err(Error::Timeout { addr: self.addr.clone(), request: request_label(code), timeout })
             }
         }
@@ -171,10 +198,18 @@ async fn write_loop(
     addr: String,
     mut sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, FrameCodec>,
     mut queue: mpsc::Receiver<RemotingCommand>,
+    stop: Arc<Notify>,
     closed: Arc<AtomicBool>,
     pending: Pending,
 ) {
-    while let Some(first) = queue.recv().await {
+    loop {
+        let first = tokio::select! {
+            next = queue.recv() => match next {
+                Some(command) => command,
+                None => break,
+            },
+            _ = stop.notified() => break,
+        };
         let mut result = sink.feed(first).await;
         // Batch whatever is already queued into one flush.
         while result.is_ok() {
@@ -196,13 +231,17 @@ async fn read_loop(
     addr: String,
     mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
     writer: mpsc::WeakSender<RemotingCommand>,
+    (opened, last_read_ms): (Instant, Arc<AtomicU64>),
     closed: Arc<AtomicBool>,
     pending: Pending,
     handlers: Handlers,
 ) {
     loop {
         let command = match frames.next().await {
-            Some(Ok(command)) => command,
+            Some(Ok(command)) => {
+                last_read_ms.store(opened.elapsed().as_millis() as u64, Ordering::Relaxed);
+                command
+            }
             Some(Err(e)) => {
                 warn!(addr, error = %e, "unreadable data; closing the connection");
                 break;
@@ -322,9 +361,10 @@ mod tests {
         let conn = Connection::connect(&addr, Duration::from_secs(1), 1 << 20, Handlers::default()).await.unwrap();
         let err = conn.invoke(RemotingCommand::request(105), Duration::from_millis(50)).await.unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }) && err.to_string().contains(&addr), "{err}");
+        // Nothing at all arrived within the timeout: the connection is presumed dead.
+        assert!(conn.is_closed());
         let err = conn.invoke(RemotingCommand::request(105), Duration::from_secs(5)).await.unwrap_err();
         assert!(matches!(err, Error::ConnectionClosed { .. }), "{err}");
-        assert!(conn.is_closed());
         server.await.unwrap();
     }
 }
