@@ -36,6 +36,9 @@ say "starting RocketMQ $version and Mosquitto on loopback"
 eval "$(tests/rig/shared.sh up "$version" "$work/rig")"
 echo "RocketMQ name server $INFLOW_TEST_NAMESRV, Mosquitto $INFLOW_TEST_MQTT"
 inflow=target/release/inflow
+for topic in device-commands factory-readings; do
+  tests/rig/rocketmq.sh create-topic "$work/rig/rocketmq" "$topic" 4 >/dev/null
+done
 
 # The example config, pointed at these brokers and a plugin folder holding the Rust plugin.
 mkdir -p "$work/plugins"
