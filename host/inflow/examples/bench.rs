@@ -177,7 +177,7 @@ fn main() {
     java(&["produce-bulk", "--topic", &builtin_topic, "--count", &count.to_string(), "--size", &SIZE.to_string()]);
     // The plugin routes JSON bodies by a field; the rig's generated bodies are text, so it gets a
     // JSON body of the same size.
-    let json_body = format!("{{\"device\":\"d1\",\"pad\":\"{}\"}}", "x".repeat(SIZE - 27));
+    let json_body = format!("{{\"device\":\"d1\",\"pad\":\"{}\"}}", "x".repeat(SIZE - 24));
     assert_eq!(json_body.len(), SIZE);
     produce_json(&plugin_topic, count, &json_body);
 
