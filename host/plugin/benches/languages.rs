@@ -87,9 +87,9 @@ struct Row {
     compile: Duration,
     cached_load: Duration,
     instantiate: Duration,
-    routed_256: Duration,
-    routed_64k: Duration,
-    dropped: Duration,
+    routed_256: Result<Duration, String>,
+    routed_64k: Result<Duration, String>,
+    dropped: Result<Duration, String>,
     resident_per_instance: Option<u64>,
     min_memory_cap: usize,
 }
@@ -133,10 +133,10 @@ fn measure(runtime: &Runtime, language: &'static str, path: &PathBuf) -> Row {
         start.elapsed()
     }));
 
-    let mut instance = new_instance(&plugin, Limits::default());
-    let routed_256 = per_call(&mut instance, Sample::reading(256, 21.5), 2);
-    let routed_64k = per_call(&mut instance, Sample::reading(64 << 10, 21.5), 2);
-    let dropped = per_call(&mut instance, Sample::reading(256, 120.0), 0);
+    // A fresh instance for each, so one run's garbage does not weigh on the next.
+    let routed_256 = per_call(&mut new_instance(&plugin, Limits::default()), Sample::reading(256, 21.5), 2);
+    let routed_64k = per_call(&mut new_instance(&plugin, Limits::default()), Sample::reading(64 << 10, 21.5), 2);
+    let dropped = per_call(&mut new_instance(&plugin, Limits::default()), Sample::reading(256, 120.0), 0);
 
     Row {
         language,
@@ -157,23 +157,27 @@ fn new_instance(plugin: &Arc<Plugin>, limits: Limits) -> Instance {
     plugin.instantiate(context, CONFIG, limits).unwrap_or_else(|e| panic!("{}: instantiate failed: {e}", plugin.name()))
 }
 
-/// Mean time of one `map` call over MEASURE_FOR, checking every result.
-fn per_call(instance: &mut Instance, sample: Sample, expected_publishes: usize) -> Duration {
+/// Mean time of one `map` call over MEASURE_FOR, checking every result; or
+/// what stopped the run (e.g. the instance outgrowing its memory cap).
+fn per_call(instance: &mut Instance, sample: Sample, expected_publishes: usize) -> Result<Duration, String> {
     let message: Arc<dyn MessageView> = Arc::new(sample);
-    let mut call = || {
-        let publishes = instance.map(message.clone()).expect("map a sample message");
+    let mut calls = 0u32;
+    let mut call = || -> Result<(), String> {
+        calls += 1;
+        let publishes = instance.map(message.clone()).map_err(|e| format!("call {calls}: {e:?}"))?;
         assert_eq!(publishes.len(), expected_publishes, "unexpected publishes: {publishes:?}");
+        Ok(())
     };
     let warm_up = Instant::now();
     while warm_up.elapsed() < MEASURE_FOR / 10 {
-        call();
+        call()?;
     }
-    let (start, mut calls) = (Instant::now(), 0u32);
+    let (start, mut measured) = (Instant::now(), 0u32);
     while start.elapsed() < MEASURE_FOR {
-        call();
-        calls += 1;
+        call()?;
+        measured += 1;
     }
-    start.elapsed() / calls
+    Ok(start.elapsed() / measured)
 }
 
 /// Resident memory added by one live instance that has mapped a message,
@@ -245,9 +249,9 @@ fn print_table(rows: &[Row]) {
             duration(r.compile),
             duration(r.cached_load),
             duration(r.instantiate),
-            duration(r.routed_256),
-            duration(r.routed_64k),
-            duration(r.dropped),
+            outcome(&r.routed_256),
+            outcome(&r.routed_64k),
+            outcome(&r.dropped),
             r.resident_per_instance.map_or("n/a".into(), bytes),
             bytes(r.min_memory_cap as u64),
         );
@@ -263,6 +267,13 @@ fn print_table(rows: &[Row]) {
             python.compile.as_secs_f64() / python.cached_load.as_secs_f64(),
             PYTHON_CACHED_LOAD_TARGET.as_millis(),
         );
+    }
+}
+
+fn outcome(measured: &Result<Duration, String>) -> String {
+    match measured {
+        Ok(d) => duration(*d),
+        Err(failure) => format!("failed at {failure}"),
     }
 }
 

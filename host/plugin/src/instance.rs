@@ -2,6 +2,7 @@
 //! `inflow:mapping/host` interface and the call path.
 
 use crate::runtime::{Plugin, PluginError};
+use crate::stderr::StderrTail;
 use crate::types::{Limits, MessageView, Payload, Publish, Qos, RuleContext};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +32,7 @@ pub(crate) struct StoreState {
     memory: MemoryCap,
     log: PluginLog,
     clock: CallClock,
+    stderr: StderrTail,
 }
 
 impl WasiView for StoreState {
@@ -249,10 +251,13 @@ pub(crate) fn add_host_to_linker(linker: &mut wasmtime::component::Linker<StoreS
 }
 
 /// A store for one instance of `plugin`, with an empty WASI context (no
-/// files, sockets, environment or arguments; stdio discarded) and the memory cap.
+/// files, sockets, environment or arguments; no stdin, stdout discarded,
+/// stderr kept as a short tail for trap reports) and the memory cap.
 pub(crate) fn new_store(plugin: &Plugin, rule_id: &str, limits: &Limits) -> Store<StoreState> {
+    let stderr = StderrTail::default();
     let state = StoreState {
-        wasi: WasiCtx::builder().build(),
+        wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
+        stderr,
         table: ResourceTable::new(),
         memory: MemoryCap { cap: limits.memory_bytes, used: 0, exceeded: false },
         log: PluginLog {
@@ -339,7 +344,15 @@ pub(crate) fn describe_failure(err: wasmtime::Error, store: &Store<StoreState>) 
     } else if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         "CPU deadline exceeded".to_string()
     } else {
-        format!("{err:#}")
+        trap_reason(err, store)
+    }
+}
+
+/// A trap's message, with what the plugin last wrote to stderr (a panic message, say).
+fn trap_reason(err: wasmtime::Error, store: &Store<StoreState>) -> String {
+    match store.data().stderr.take() {
+        Some(stderr) => format!("{err:#}; the plugin's stderr: {stderr}"),
+        None => format!("{err:#}"),
     }
 }
 
@@ -417,7 +430,7 @@ fn classify(err: wasmtime::Error, store: &Store<StoreState>, limits: &Limits, pl
     } else if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         MapError::Deadline { plugin, deadline: limits.call_deadline }
     } else {
-        MapError::Trap { plugin, reason: format!("{err:#}") }
+        MapError::Trap { plugin, reason: trap_reason(err, store) }
     }
 }
 

@@ -15,6 +15,7 @@ mod cache;
 mod dir;
 mod instance;
 mod runtime;
+mod stderr;
 mod types;
 
 pub use dir::{DirCounters, PluginDir};

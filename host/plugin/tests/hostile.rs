@@ -84,6 +84,8 @@ fn unreachable_traps() {
 fn panic_traps() {
     let err = instance("panic", Limits::default()).map(message(1)).expect_err("a panic traps");
     assert!(matches!(err, MapError::Trap { .. }), "{err:?}");
+    // The panic message reaches the error through the plugin's stderr.
+    assert!(err.to_string().contains("hostile plugin panics on message ID-1"), "{err}");
     assert_host_still_serves();
 }
 
