@@ -28,6 +28,19 @@ port_in_use() {
   ss -Htln "sport = :$1" 2>/dev/null | grep -q .
 }
 
+# claim_port <port>: takes the reservation of a port; one whose owner's statedir is gone (a
+# rig that was never stopped, e.g. after a crash) is taken over.
+claim_port() {
+  local dir="$PORT_RESERVATIONS/$1" owner
+  mkdir "$dir" 2>/dev/null && return 0
+  owner="$(cat "$dir/owner" 2>/dev/null || true)"
+  if [[ -n $owner && ! -d $owner ]]; then
+    rm -rf "$dir"
+    mkdir "$dir" 2>/dev/null && return 0
+  fi
+  return 1
+}
+
 # reserve_ports <statedir> <offset>...: picks a base port B such that every B+offset is
 # free and unreserved, reserves them for <statedir> and prints B. Range 20000-32000 stays
 # below the kernel's ephemeral range, so outgoing connections never take these ports.
@@ -40,7 +53,7 @@ reserve_ports() {
     ok=1; taken=()
     for offset in "$@"; do
       port=$((base + offset))
-      if port_in_use "$port" || ! mkdir "$PORT_RESERVATIONS/$port" 2>/dev/null; then
+      if port_in_use "$port" || ! claim_port "$port"; then
         ok=0; break
       fi
       taken+=("$port")

@@ -26,7 +26,7 @@ cmd_start() {
   if [[ -f $statedir/mosquitto.port ]]; then
     port="$(cat "$statedir/mosquitto.port")"
     mkdir -p "$PORT_RESERVATIONS"
-    if port_in_use "$port" || ! mkdir "$PORT_RESERVATIONS/$port" 2>/dev/null; then
+    if port_in_use "$port" || ! claim_port "$port"; then
       die "port $port, which this Mosquitto used before, is taken now; use a new statedir"
     fi
     echo "$statedir" >"$PORT_RESERVATIONS/$port/owner"
