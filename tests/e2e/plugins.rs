@@ -1,19 +1,18 @@
 //! The example plugin (json-router) in Rust, Python, JavaScript and C, built by
 //! `plugins/build.sh all` into `target/plugins/json-router-<lang>.wasm`:
 //!
-//! * offline: every language's component, loaded by inflow's plugin runtime,
-//!   maps every sample in `plugins/samples/` to exactly the expected result in
-//!   `plugins/samples/expected/`, and refuses the bad configs of
-//!   `expected/init.json` with the expected errors: one expectation, four languages;
+//! * offline, through `inflow plugin test` (what a plugin author runs): every
+//!   language's component maps every sample in `plugins/samples/` to exactly
+//!   the expected result in `plugins/samples/expected/`, and refuses the bad
+//!   configs of `expected/init.json` with the expected errors: one
+//!   expectation, four languages;
 //! * end to end: one `inflow run` with a rule per language, a Java producer
 //!   sending to RocketMQ, and an MQTT 5 subscriber on Mosquitto.
 
 use inflow_e2e::{inflow_bin, repo_root, unique_name, Mosquitto, MqttMessage, MqttVersion, Produce, RocketMq};
-use inflow_plugin::{Limits, MessageView, Payload, Plugin, Publish, RuleContext, Runtime, RuntimeConfig};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 const LANGUAGES: [&str; 4] = ["rust", "python", "js", "c"];
@@ -36,135 +35,10 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))
 }
 
-// ---- offline: samples through the runtime ----------------------------------------------------
+// ---- offline: samples through `inflow plugin test` -------------------------------------------
 
-/// One sample message file (format: plugins/samples/README.md).
-struct SampleMessage {
-    topic: String,
-    tags: Option<String>,
-    keys: Vec<String>,
-    properties: Vec<(String, String)>,
-    body: Vec<u8>,
-    message_id: String,
-    queue_id: u32,
-    queue_offset: u64,
-    born_timestamp: u64,
-    store_timestamp: u64,
-    reconsume_times: u32,
-}
-
-impl SampleMessage {
-    fn from_json(v: &Value, file: &Path) -> SampleMessage {
-        use base64::Engine as _;
-        let text = |key: &str| v[key].as_str().map(str::to_owned);
-        let number = |key: &str| v[key].as_u64().unwrap_or(0);
-        let body = match (text("body"), text("body_base64")) {
-            (Some(body), None) => body.into_bytes(),
-            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .unwrap_or_else(|e| panic!("{}: body_base64 is not base64: {e}", file.display())),
-            _ => panic!("{}: give exactly one of body and body_base64", file.display()),
-        };
-        SampleMessage {
-            topic: text("topic").unwrap_or_else(|| panic!("{}: no topic", file.display())),
-            tags: text("tags"),
-            keys: v["keys"].as_array().into_iter().flatten().filter_map(|k| k.as_str().map(str::to_owned)).collect(),
-            properties: v["properties"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_else(|| panic!("{}: property {k} is not a string", file.display())).to_owned()))
-                .collect(),
-            body,
-            message_id: text("message_id").unwrap_or_default(),
-            queue_id: number("queue_id") as u32,
-            queue_offset: number("queue_offset"),
-            born_timestamp: number("born_timestamp"),
-            store_timestamp: number("store_timestamp"),
-            reconsume_times: number("reconsume_times") as u32,
-        }
-    }
-}
-
-impl MessageView for SampleMessage {
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-    fn tags(&self) -> Option<&str> {
-        self.tags.as_deref()
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.keys.iter().map(String::as_str).collect()
-    }
-    fn property(&self, key: &str) -> Option<&str> {
-        self.properties.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
-    fn properties(&self) -> Vec<(&str, &str)> {
-        self.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-    }
-    fn body(&self) -> &[u8] {
-        &self.body
-    }
-    fn message_id(&self) -> String {
-        self.message_id.clone()
-    }
-    fn queue_id(&self) -> u32 {
-        self.queue_id
-    }
-    fn queue_offset(&self) -> u64 {
-        self.queue_offset
-    }
-    fn born_timestamp(&self) -> u64 {
-        self.born_timestamp
-    }
-    fn store_timestamp(&self) -> u64 {
-        self.store_timestamp
-    }
-    fn reconsume_times(&self) -> u32 {
-        self.reconsume_times
-    }
-}
-
-/// A publish in the samples' expectation format.
-fn publish_json(p: &Publish) -> Value {
-    use base64::Engine as _;
-    json!({
-        "topic": p.topic,
-        "qos": p.qos.level(),
-        "retain": p.retain,
-        "payload": match &p.payload {
-            Payload::OriginalBody => "original-body".to_string(),
-            Payload::Bytes(bytes) => base64::engine::general_purpose::STANDARD.encode(bytes),
-        },
-        "user_properties": p.user_properties.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
-        "content_type": p.content_type,
-        "message_expiry_interval": p.message_expiry_interval,
-    })
-}
-
-/// One runtime for the offline tests, its compiled-code cache shared across
-/// runs (the Python and JavaScript components take seconds to compile).
-fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        Runtime::new(RuntimeConfig::new(std::env::temp_dir().join("inflow-e2e-compiled"))).expect("start the plugin runtime")
-    })
-}
-
-fn load(language: &str) -> Arc<Plugin> {
-    let path = component(language);
-    runtime().load(&path).unwrap_or_else(|e| panic!("{language}: {e}"))
-}
-
-fn context() -> RuleContext {
-    RuleContext { rule_id: RULE_ID.into(), parent_topic: PARENT_TOPIC.into() }
-}
-
-/// Every sample through one language's plugin; returns the mismatches.
-fn sample_mismatches(language: &str) -> Vec<String> {
-    let plugin = load(language);
-    let config = std::fs::read_to_string(samples_dir().join("config.json")).expect("read plugins/samples/config.json");
-    let mut instance = plugin.instantiate(context(), &config, Limits::default()).unwrap_or_else(|e| panic!("{language}: {e}"));
+/// The sample message files, sorted by name.
+fn sample_files() -> Vec<PathBuf> {
     let mut samples: Vec<PathBuf> = std::fs::read_dir(samples_dir())
         .expect("list plugins/samples")
         .map(|entry| entry.expect("list plugins/samples").path())
@@ -172,45 +46,103 @@ fn sample_mismatches(language: &str) -> Vec<String> {
         .collect();
     samples.sort();
     assert!(samples.len() >= 10, "expected the samples of plugins/samples, found {samples:?}");
-    let mut mismatches = Vec::new();
-    for sample in &samples {
-        let name = sample.file_name().unwrap().to_string_lossy().into_owned();
-        let expected = read_json(&samples_dir().join("expected").join(&name));
-        let message = SampleMessage::from_json(&read_json(sample), sample);
-        let got = match instance.map(Arc::new(message)) {
-            Ok(publishes) => json!({ "publishes": publishes.iter().map(publish_json).collect::<Vec<_>>() }),
-            Err(inflow_plugin::MapError::Plugin { reason, .. }) => json!({ "error": reason }),
-            Err(other) => json!({ "failure": other.to_string() }),
-        };
-        if got != expected {
-            mismatches.push(format!("{language} {name}:\n  expected {expected}\n  got      {got}"));
-        }
-    }
-    mismatches
+    samples
 }
 
-/// Every config of expected/init.json through one language's `init`.
+/// `inflow plugin test <component> --message <messages> --config <config>` in the samples' rule context.
+fn plugin_test(language: &str, messages: &Path, config: &str) -> std::process::Output {
+    Command::new(inflow_bin())
+        .args(["plugin", "test"])
+        .arg(component(language))
+        .arg("--message")
+        .arg(messages)
+        .args(["--config", config, "--rule-id", RULE_ID, "--parent-topic", PARENT_TOPIC])
+        .output()
+        .expect("run inflow plugin test")
+}
+
+/// One result of `inflow plugin test` in the samples' expectation format:
+/// `{"publishes": [...]}` with `payload` "original-body" or base64 bytes, or
+/// `{"error": <the plugin's reason>}`. Any other failure (a trap, a limit) is
+/// kept whole, so it cannot match an expectation.
+fn as_expectation(result: &Value) -> Value {
+    use base64::Engine as _;
+    if let Some(error) = result["error"].as_str() {
+        let reason = error.split_once("refused the message: ").map_or(error, |(_, reason)| reason);
+        return json!({ "error": reason });
+    }
+    let publishes: Vec<Value> = result["publishes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("neither publishes nor error in {result}"))
+        .iter()
+        .map(|p| {
+            let payload = match (p["payload_source"].as_str(), p["payload"].as_str(), p["payload_base64"].as_str()) {
+                (Some("original-body"), _, _) => "original-body".to_string(),
+                (_, Some(text), _) => base64::engine::general_purpose::STANDARD.encode(text),
+                (_, None, Some(encoded)) => encoded.to_string(),
+                _ => panic!("a publish without payload in {p}"),
+            };
+            json!({
+                "topic": p["topic"], "qos": p["qos"], "retain": p["retain"], "payload": payload,
+                "user_properties": p["user_properties"], "content_type": p["content_type"],
+                "message_expiry_interval": p["message_expiry_interval"],
+            })
+        })
+        .collect();
+    json!({ "publishes": publishes })
+}
+
+/// All samples, in one `inflow plugin test` run; returns the mismatches.
+fn sample_mismatches(language: &str, scratch: &Path) -> Vec<String> {
+    let samples = sample_files();
+    let messages: Vec<Value> = samples.iter().map(|p| read_json(p)).collect();
+    let batch = scratch.join("samples.json");
+    std::fs::write(&batch, serde_json::to_string(&messages).unwrap()).unwrap();
+    let config = std::fs::read_to_string(samples_dir().join("config.json")).expect("read plugins/samples/config.json");
+    let output = plugin_test(language, &batch, &config);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let results: Vec<Value> = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("{language}: inflow plugin test printed no JSON array ({e}):\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr))
+    });
+    assert_eq!(results.len(), samples.len(), "{language}: one result per sample");
+    samples
+        .iter()
+        .zip(&results)
+        .filter_map(|(sample, result)| {
+            let name = sample.file_name().unwrap().to_string_lossy().into_owned();
+            let expected = read_json(&samples_dir().join("expected").join(&name));
+            let got = as_expectation(result);
+            (got != expected).then(|| format!("{language} {name}:\n  expected {expected}\n  got      {got}"))
+        })
+        .collect()
+}
+
+/// Every config of expected/init.json: accepted, or refused by `init` with the expected reason.
 fn init_mismatches(language: &str) -> Vec<String> {
-    let plugin = load(language);
     let cases = read_json(&samples_dir().join("expected/init.json"));
     let cases = cases.as_array().expect("expected/init.json is a list");
     assert!(!cases.is_empty());
+    let message = samples_dir().join("reading.json");
     cases
         .iter()
         .filter_map(|case| {
             let config = case["config"].as_str().expect("config is a string");
-            let got = match plugin.instantiate(context(), config, Limits::default()) {
-                Ok(_) => Value::Null,
-                Err(inflow_plugin::PluginError::Init { reason, .. }) => Value::String(reason),
-                Err(other) => Value::String(format!("not an init error: {other}")),
+            let output = plugin_test(language, &message, config);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let ok = match case["error"].as_str() {
+                None => output.status.success(),
+                Some(reason) => !output.status.success() && stderr.contains(&format!("init refused the rule's config: {reason}")),
             };
-            (got != case["error"]).then(|| format!("{language} init {config:?}: expected {}, got {got}", case["error"]))
+            (!ok).then(|| format!("{language} init {config:?}: expected {}, got {}:\n{stderr}", case["error"], output.status))
         })
         .collect()
 }
 
 fn assert_offline(language: &str) {
-    let mismatches: Vec<String> = sample_mismatches(language).into_iter().chain(init_mismatches(language)).collect();
+    let scratch = std::env::temp_dir().join(unique_name(&format!("inflow-plugin-samples-{language}")));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let mismatches: Vec<String> = sample_mismatches(language, &scratch).into_iter().chain(init_mismatches(language)).collect();
+    let _ = std::fs::remove_dir_all(&scratch);
     assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
 }
 
