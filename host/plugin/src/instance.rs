@@ -349,10 +349,16 @@ pub(crate) fn describe_failure(err: wasmtime::Error, store: &Store<StoreState>) 
 }
 
 /// A trap's message, with what the plugin last wrote to stderr (a panic message, say).
+/// One line: the trap code without the wasm backtrace (the functions of a
+/// stripped guest have no names anyway).
 fn trap_reason(err: wasmtime::Error, store: &Store<StoreState>) -> String {
-    match store.data().stderr.take() {
-        Some(stderr) => format!("{err:#}; the plugin's stderr: {stderr}"),
+    let what = match err.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
         None => format!("{err:#}"),
+    };
+    match store.data().stderr.take() {
+        Some(stderr) => format!("{what}; the plugin's stderr: {stderr}"),
+        None => what,
     }
 }
 
