@@ -459,17 +459,14 @@ impl Shared {
         let addr = self.client.find_master(&origin_topic, &message.broker_name).await;
         let sent = match addr {
             Ok(addr) => {
-                rpc::send_back(
-                    &self.client,
-                    &addr,
-                    &self.group,
+                let back = rpc::SendBack {
+                    group: &self.group,
                     message,
-                    &origin_topic,
+                    origin_topic: &origin_topic,
                     delay_level,
-                    self.cfg.max_reconsume_times,
-                    self.request_timeout(),
-                )
-                .await
+                    max_reconsume_times: self.cfg.max_reconsume_times,
+                };
+                rpc::send_back(&self.client, &addr, back, self.request_timeout()).await
             }
             Err(e) => Err(e),
         };

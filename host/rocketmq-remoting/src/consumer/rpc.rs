@@ -145,26 +145,27 @@ pub(crate) async fn unregister(client: &Client, addr: &str, client_id: &str, gro
     client.invoke_ok(addr, request, timeout).await.map(drop)
 }
 
+/// What CONSUMER_SEND_MSG_BACK needs.
+pub(crate) struct SendBack<'a> {
+    pub group: &'a str,
+    pub message: &'a MessageExt,
+    /// The message's original topic (wire name), also for redelivered messages.
+    pub origin_topic: &'a str,
+    pub delay_level: i32,
+    pub max_reconsume_times: i32,
+}
+
 /// CONSUMER_SEND_MSG_BACK: the broker copies the stored message to `%RETRY%group` (delayed by
 /// `delay_level`), or to `%DLQ%group` once it was reconsumed `max_reconsume_times` times.
-pub(crate) async fn send_back(
-    client: &Client,
-    addr: &str,
-    group: &str,
-    message: &MessageExt,
-    origin_topic: &str,
-    delay_level: i32,
-    max_reconsume_times: i32,
-    timeout: Duration,
-) -> Result<(), Error> {
+pub(crate) async fn send_back(client: &Client, addr: &str, back: SendBack<'_>, timeout: Duration) -> Result<(), Error> {
     let request = RemotingCommand::request(request::CONSUMER_SEND_MSG_BACK)
-        .with_field("offset", message.commit_log_offset)
-        .with_field("group", group)
-        .with_field("delayLevel", delay_level)
-        .with_field("originMsgId", message.message_id())
-        .with_field("originTopic", origin_topic)
+        .with_field("offset", back.message.commit_log_offset)
+        .with_field("group", back.group)
+        .with_field("delayLevel", back.delay_level)
+        .with_field("originMsgId", back.message.message_id())
+        .with_field("originTopic", back.origin_topic)
         .with_field("unitMode", false)
-        .with_field("maxReconsumeTimes", max_reconsume_times);
+        .with_field("maxReconsumeTimes", back.max_reconsume_times);
     client.invoke_ok(addr, request, timeout).await.map(drop)
 }
 
