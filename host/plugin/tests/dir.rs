@@ -6,7 +6,7 @@ mod common;
 use common::{guests, init_tracing, runtime, TestMessage};
 use inflow_plugin::{Limits, Plugin, PluginDir, RuleContext};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -112,15 +112,23 @@ fn swap_under_load_maps_every_message_exactly_once() {
     let plugins = PluginDir::open(runtime().clone(), folder.path(), DEBOUNCE).expect("folder opens");
     let mut rx = plugins.subscribe("router");
     let swaps_done = Arc::new(AtomicBool::new(false));
+    // Versions the mapping loop has switched to; the swapper waits for each
+    // swap to be taken up before the next, so a loaded machine cannot merge two.
+    let switches_taken = Arc::new(AtomicUsize::new(0));
 
     const SWAPS: usize = 6;
     let swapper = {
-        let (dir, done) = (folder.path().to_path_buf(), swaps_done.clone());
+        let (dir, done, taken) = (folder.path().to_path_buf(), swaps_done.clone(), switches_taken.clone());
         let (v1, v2) = (guests.passthrough_v1.clone(), guests.passthrough_v2.clone());
         std::thread::spawn(move || {
             for swap in 0..SWAPS {
-                std::thread::sleep(Duration::from_millis(400));
+                std::thread::sleep(Duration::from_millis(100)); // messages flow under this version
                 deploy(if swap % 2 == 0 { &v2 } else { &v1 }, &dir, "router.wasm");
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while taken.load(Ordering::SeqCst) <= swap {
+                    assert!(Instant::now() < deadline, "swap {swap} was never taken up");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
             }
             done.store(true, Ordering::SeqCst);
         })
@@ -134,12 +142,12 @@ fn swap_under_load_maps_every_message_exactly_once() {
     let (mut expected_tag, mut instance) = start(&rx.borrow_and_update().clone().expect("loaded at start"));
     let mut mapped_tags: Vec<String> = Vec::new();
     let mut offset = 0u64;
-    // The final swap deploys v1 (SWAPS is even): run until it serves.
-    while !(swaps_done.load(Ordering::SeqCst) && expected_tag == "1" && !rx.has_changed().unwrap()) {
+    while !swaps_done.load(Ordering::SeqCst) {
         // The message boundary: take a new version if there is one.
         if rx.has_changed().unwrap() {
             if let Some(plugin) = rx.borrow_and_update().clone() {
                 (expected_tag, instance) = start(&plugin);
+                switches_taken.fetch_add(1, Ordering::SeqCst);
             }
         }
         let publishes = instance.map(Arc::new(TestMessage::new(offset, 256))).expect("maps");
@@ -153,7 +161,8 @@ fn swap_under_load_maps_every_message_exactly_once() {
 
     assert_eq!(mapped_tags.len() as u64, offset, "every message mapped exactly once");
     let switches = mapped_tags.windows(2).filter(|w| w[0] != w[1]).count();
-    assert!(switches >= SWAPS - 1, "only {switches} version switches seen in {offset} messages");
+    assert_eq!(switches, SWAPS, "version switches seen in {offset} messages");
+    assert_eq!(expected_tag, "1", "the last swap deploys v1");
     assert_eq!(plugins.counters().loads, 1 + SWAPS as u64);
     eprintln!("{offset} messages, {switches} version switches");
 }
