@@ -452,3 +452,40 @@ fn disabled_rule_consumes_nothing() {
     let java = rmq.java().consume(&off_group, &topic, "*", count, Duration::from_secs(60)).expect("the Java consumer gets all");
     assert_eq!(java.len(), count as usize);
 }
+
+#[test]
+fn plugin_removed_holds_offsets_until_it_returns() {
+    let rmq = RocketMq::shared();
+    let mqtt = Mosquitto::shared();
+    let wasm = repo_root().join("target/plugins/json-router-rust.wasm");
+    assert!(wasm.exists(), "{} is missing: run plugins/build.sh rust (scripts/test.sh does)", wasm.display());
+    let topic = unique_name("svc-swap");
+    let parent = unique_name("swap");
+    let dir = std::env::temp_dir().join(unique_name("inflow-plugins"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let install = || {
+        std::fs::copy(&wasm, dir.join(".json-router.wasm.tmp")).unwrap();
+        std::fs::rename(dir.join(".json-router.wasm.tmp"), dir.join("json-router.wasm")).unwrap();
+    };
+    install();
+    let java = rmq.java();
+    let send = |device: &str| java.produce(&topic, &Produce::new(1).property("site", "s1").body(&format!(r#"{{"device":"{device}"}}"#)));
+    send("first");
+    let sub = mqtt.subscribe(&format!("{parent}/#"), MqttVersion::V5);
+    let cfg = config(rmq, mqtt, "5", "", &rule("swap-rule", &topic, &parent, "plugin = { name = \"json-router\" }"))
+        .replace("[plugins]\n", &format!("[plugins]\ndir = \"{}\"\n", dir.display()));
+    let inflow = Inflow::start(&cfg);
+    let got = sub.wait_for(1, Duration::from_secs(60));
+    assert_eq!(got.len(), 1, "log:\n{}", inflow.log());
+    std::fs::remove_file(dir.join("json-router.wasm")).unwrap();
+    thread::sleep(Duration::from_secs(2));
+    send("while-absent");
+    let during = sub.wait_for(1, Duration::from_secs(6));
+    assert!(during.is_empty(), "published without its plugin: {during:?}");
+    assert!(inflow.log().contains("plugin was removed"), "{}", inflow.log());
+    install();
+    let after = sub.wait_for(1, Duration::from_secs(60));
+    assert_eq!(after.len(), 1, "the held message arrives once the plugin returns; log:\n{}", inflow.log());
+    assert_eq!(after[0].topic, format!("{parent}/while-absent/s1"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
