@@ -33,6 +33,14 @@ fn map_message(c: &mut Criterion<ThreadCpu>) {
             b.iter(|| instance.map(message.clone()).expect("maps"))
         });
     }
+    // The floor: a plugin that reads nothing and returns one fixed publish.
+    let hostile = runtime().load(&guests().hostile).expect("hostile loads");
+    let context = RuleContext { rule_id: "bench".into(), parent_topic: "t".into() };
+    let mut minimal = hostile.instantiate(context, "ok", Limits::default()).expect("starts");
+    let message: Arc<dyn MessageView> = Arc::new(TestMessage::new(1, 256));
+    group.bench_with_input(BenchmarkId::new("minimal", 256), &message, |b, message| {
+        b.iter(|| minimal.map(message.clone()).expect("maps"))
+    });
     group.finish();
     eprintln!("passthrough instance memory: {} bytes", instance.memory_bytes());
 }
