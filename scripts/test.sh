@@ -35,11 +35,17 @@ state=$(mktemp -d "${TMPDIR:-/tmp}/inflow-test.XXXXXX")
 trap 'tests/rig/shared.sh down "$state" >/dev/null 2>&1 || true; rm -rf "$state"' EXIT
 
 versions=${INFLOW_TEST_VERSIONS:-$(awk '!/^#/ && NF {print $1}' tests/rig/versions)}
+failed=()
 for version in $versions; do
     step "end-to-end tests against RocketMQ $version"
     tests/rig/shared.sh down "$state" >/dev/null 2>&1 || true
     rm -rf "${state:?}"/*
     eval "$(tests/rig/shared.sh up "$version" "$state")"
-    cargo test --release -p inflow-e2e -- --test-threads=2
+    # Every test binary runs even when one fails, and so does every version.
+    cargo test --release -p inflow-e2e --no-fail-fast -- --test-threads=2 || failed+=("$version")
 done
+if ((${#failed[@]})); then
+    step "end-to-end tests failed against RocketMQ ${failed[*]}"
+    exit 1
+fi
 step "all tests passed"

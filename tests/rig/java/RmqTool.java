@@ -263,9 +263,11 @@ public class RmqTool {
             code = 3;
         }
         System.err.println("rmqtool: queues at exit " + awaitQueues(consumer, 0));
-        // Shutdown persists the offsets the client recorded and leaves the group cleanly; the
-        // client records an offset just after the listener returns, so wait for that first.
+        // The client records an offset just after the listener returns, so wait for that, then
+        // commit synchronously: shutdown persists offsets with one-way requests, which the
+        // closing connection can drop.
         awaitOffsetsRecorded(consumer, consumedUpTo, 5_000);
+        commitOffsets(consumer, consumedUpTo);
         consumer.shutdown();
         return code;
     }
@@ -301,6 +303,19 @@ public class RmqTool {
             while (store.readOffset(e.getKey(), ReadOffsetType.READ_FROM_MEMORY) < e.getValue()
                     && System.currentTimeMillis() < deadline) {
                 Thread.sleep(20);
+            }
+        }
+    }
+
+    static void commitOffsets(DefaultMQPushConsumer consumer, Map<MessageQueue, Long> upTo) {
+        var store = consumer.getDefaultMQPushConsumerImpl().getOffsetStore();
+        for (MessageQueue mq : upTo.keySet()) {
+            long offset = store.readOffset(mq, ReadOffsetType.READ_FROM_MEMORY);
+            if (offset < 0) continue;
+            try {
+                store.updateConsumeOffsetToBroker(mq, offset, false);
+            } catch (Exception e) {
+                System.err.println("rmqtool: committing offset " + offset + " of " + mq + " failed: " + describe(e));
             }
         }
     }
