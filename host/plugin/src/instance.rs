@@ -399,8 +399,9 @@ impl Instance {
     /// Maps one message. On a trap, deadline or memory overrun the instance is
     /// dropped and a fresh one (with `init` called again) serves the next message.
     pub fn map(&mut self, message: Arc<dyn MessageView>) -> Result<Vec<Publish>, MapError> {
+        let limits = &self.limits;
         let live = match &mut self.live {
-            Some(live) if live.calls < self.limits.recycle_after_calls => live,
+            Some(live) if !due_for_recycle(live, limits) => live,
             _ => {
                 self.live = None;
                 let fresh = self.new_live().map_err(|err| MapError::Restart(err.to_string()))?;
@@ -428,6 +429,15 @@ impl Instance {
             }
         }
     }
+}
+
+/// A live instance is replaced between messages after `recycle_after_calls`
+/// calls, or once its memory passes three quarters of the cap: some guests
+/// never free what they allocate (componentize-js keeps every `body()` copy),
+/// and recycling early turns that leak into a re-instantiation instead of an
+/// out-of-memory that would cost a message.
+fn due_for_recycle(live: &Live, limits: &Limits) -> bool {
+    live.calls >= limits.recycle_after_calls || live.store.data().memory.used > limits.memory_bytes / 4 * 3
 }
 
 fn classify(err: wasmtime::Error, store: &Store<StoreState>, limits: &Limits, plugin: String) -> MapError {

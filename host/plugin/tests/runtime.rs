@@ -69,3 +69,17 @@ fn instances_recycle_and_keep_mapping() {
         assert_eq!(publishes[0].payload, Payload::OriginalBody);
     }
 }
+
+#[test]
+fn a_leaking_instance_is_recycled_before_it_costs_a_message() {
+    init_tracing();
+    let plugin = runtime().load(&guests().hostile).expect("loads");
+    let limits = Limits { memory_bytes: 8 << 20, ..Limits::default() };
+    let mut instance = plugin.instantiate(context(), "leak", limits).expect("starts");
+    // Each call leaks a MiB: without recycling, the 8 MiB cap is hit within a few calls.
+    for offset in 0..40 {
+        let publishes = instance.map(Arc::new(TestMessage::new(offset, 64))).expect("no message lost to the leak");
+        assert_eq!(publishes[0].topic, "t/ok");
+        assert!(instance.memory_bytes() <= 8 << 20);
+    }
+}

@@ -85,6 +85,11 @@ impl Guest for Hostile {
                     std::hint::black_box(&hoard);
                 }
             }
+            // Well-behaved output, but a MiB per call is never freed (as some guest runtimes do).
+            "leak" => {
+                std::hint::black_box(Vec::leak(vec![1u8; 1 << 20]));
+                Ok(vec![publish("t/ok", Payload::OriginalBody)])
+            }
             "trap" => core::arch::wasm32::unreachable(),
             "trap-on-odd-offset" if message.queue_offset() % 2 == 1 => core::arch::wasm32::unreachable(),
             "panic" => panic!("hostile plugin panics on message {}", message.message_id()),
