@@ -12,7 +12,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{guests, runtime, TestMessage};
+use common::{guests, runtime, test_message};
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use inflow_plugin::{Limits, LoadOptions, MessageView, Payload, RuleContext};
@@ -25,7 +25,7 @@ fn map_message(c: &mut Criterion<ThreadCpu>) {
     let mut instance = plugin.instantiate(context, "", Limits::default()).expect("passthrough starts");
     let mut group = c.benchmark_group("map_message");
     for body_len in [256usize, 64 << 10] {
-        let message: Arc<dyn MessageView> = Arc::new(TestMessage::new(1, body_len));
+        let message: Arc<dyn MessageView> = Arc::new(test_message(1, body_len));
         let publishes = instance.map(message.clone()).expect("maps");
         assert_eq!(publishes[0].payload, Payload::OriginalBody);
         group.throughput(Throughput::Elements(1));
@@ -37,7 +37,7 @@ fn map_message(c: &mut Criterion<ThreadCpu>) {
     let hostile = runtime().load(&guests().hostile).expect("hostile loads");
     let context = RuleContext { rule_id: "bench".into(), parent_topic: "t".into() };
     let mut minimal = hostile.instantiate(context, "ok", Limits::default()).expect("starts");
-    let message: Arc<dyn MessageView> = Arc::new(TestMessage::new(1, 256));
+    let message: Arc<dyn MessageView> = Arc::new(test_message(1, 256));
     group.bench_with_input(BenchmarkId::new("minimal", 256), &message, |b, message| {
         b.iter(|| minimal.map(message.clone()).expect("maps"))
     });

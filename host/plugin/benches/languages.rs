@@ -10,7 +10,7 @@
 //! folder, so "compile" is a real compilation and "cached" a real cache hit.
 //! A language whose component is missing is reported and skipped.
 
-use inflow_plugin::{Instance, Limits, LoadOptions, MessageView, Plugin, Runtime, RuntimeConfig, RuleContext};
+use inflow_plugin::{Instance, Limits, LoadOptions, MessageView, OwnedMessage, Plugin, Runtime, RuntimeConfig, RuleContext};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,58 +26,25 @@ const INSTANCES_FOR_MEMORY: usize = 8;
 /// The Python component's cached load must stay under this (issue 3).
 const PYTHON_CACHED_LOAD_TARGET: Duration = Duration::from_millis(50);
 
-/// One RocketMQ message as the plugin sees it.
-struct Sample {
-    properties: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Sample {
-    /// A JSON reading padded to `size` bytes; `temp` decides whether the filter keeps it.
-    fn reading(size: usize, temp: f64) -> Sample {
-        let head = format!(r#"{{"device":"press-7","temp":{temp},"unit":"C","pad":""#);
-        let pad = size.saturating_sub(head.len() + 2);
-        let body = format!("{head}{}\"}}", "x".repeat(pad)).into_bytes();
-        Sample { properties: vec![("site".into(), "plant-a".into()), ("UNIQ_KEY".into(), "C0A8000100002A9F".into())], body }
-    }
-}
-
-impl MessageView for Sample {
-    fn topic(&self) -> &str {
-        "telemetry"
-    }
-    fn tags(&self) -> Option<&str> {
-        Some("reading")
-    }
-    fn keys(&self) -> Vec<&str> {
-        vec!["sensor"]
-    }
-    fn property(&self, key: &str) -> Option<&str> {
-        self.properties.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
-    fn properties(&self) -> Vec<(&str, &str)> {
-        self.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-    }
-    fn body(&self) -> &[u8] {
-        &self.body
-    }
-    fn message_id(&self) -> String {
-        "C0A8000100002A9F".into()
-    }
-    fn queue_id(&self) -> u32 {
-        1
-    }
-    fn queue_offset(&self) -> u64 {
-        42
-    }
-    fn born_timestamp(&self) -> u64 {
-        1_764_000_000_000
-    }
-    fn store_timestamp(&self) -> u64 {
-        1_764_000_000_005
-    }
-    fn reconsume_times(&self) -> u32 {
-        0
+/// A JSON reading padded to `size` bytes; `temp` decides whether the filter keeps it.
+fn reading(size: usize, temp: f64) -> OwnedMessage {
+    let head = format!(r#"{{"device":"press-7","temp":{temp},"unit":"C","pad":""#);
+    let pad = size.saturating_sub(head.len() + 2);
+    let body = format!("{head}{}\"}}", "x".repeat(pad)).into_bytes();
+    OwnedMessage {
+        topic: "telemetry".into(),
+        properties: vec![
+            ("TAGS".into(), "reading".into()),
+            ("KEYS".into(), "sensor".into()),
+            ("UNIQ_KEY".into(), "C0A8000100002A9F".into()),
+            ("site".into(), "plant-a".into()),
+        ],
+        body,
+        queue_id: 1,
+        queue_offset: 42,
+        born_timestamp: 1_764_000_000_000,
+        store_timestamp: 1_764_000_000_005,
+        reconsume_times: 0,
     }
 }
 
@@ -134,9 +101,9 @@ fn measure(runtime: &Runtime, language: &'static str, path: &PathBuf) -> Row {
     }));
 
     // A fresh instance for each, so one run's garbage does not weigh on the next.
-    let routed_256 = per_call(&mut new_instance(&plugin, Limits::default()), Sample::reading(256, 21.5), 2);
-    let routed_64k = per_call(&mut new_instance(&plugin, Limits::default()), Sample::reading(64 << 10, 21.5), 2);
-    let dropped = per_call(&mut new_instance(&plugin, Limits::default()), Sample::reading(256, 120.0), 0);
+    let routed_256 = per_call(&mut new_instance(&plugin, Limits::default()), reading(256, 21.5), 2);
+    let routed_64k = per_call(&mut new_instance(&plugin, Limits::default()), reading(64 << 10, 21.5), 2);
+    let dropped = per_call(&mut new_instance(&plugin, Limits::default()), reading(256, 120.0), 0);
 
     Row {
         language,
@@ -159,7 +126,7 @@ fn new_instance(plugin: &Arc<Plugin>, limits: Limits) -> Instance {
 
 /// Mean time of one `map` call over MEASURE_FOR, checking every result; or
 /// what stopped the run (e.g. the instance outgrowing its memory cap).
-fn per_call(instance: &mut Instance, sample: Sample, expected_publishes: usize) -> Result<Duration, String> {
+fn per_call(instance: &mut Instance, sample: OwnedMessage, expected_publishes: usize) -> Result<Duration, String> {
     let message: Arc<dyn MessageView> = Arc::new(sample);
     let mut calls = 0u32;
     let mut call = || -> Result<(), String> {
@@ -183,7 +150,7 @@ fn per_call(instance: &mut Instance, sample: Sample, expected_publishes: usize) 
 /// Resident memory added by one live instance that has mapped a message,
 /// from /proc/self/statm (None where that is not available).
 fn resident_per_instance(plugin: &Arc<Plugin>) -> Option<u64> {
-    let message: Arc<dyn MessageView> = Arc::new(Sample::reading(256, 21.5));
+    let message: Arc<dyn MessageView> = Arc::new(reading(256, 21.5));
     let before = resident_bytes()?;
     let instances: Vec<Instance> = (0..INSTANCES_FOR_MEMORY)
         .map(|_| {
@@ -207,7 +174,7 @@ fn resident_bytes() -> Option<u64> {
 /// starts and maps a message: the least an operator can set for the rule.
 fn min_memory_cap(plugin: &Arc<Plugin>) -> usize {
     const PAGE: usize = 64 << 10;
-    let message: Arc<dyn MessageView> = Arc::new(Sample::reading(256, 21.5));
+    let message: Arc<dyn MessageView> = Arc::new(reading(256, 21.5));
     let works = |pages: usize| {
         let context = RuleContext { rule_id: "bench".into(), parent_topic: "factory".into() };
         let limits = Limits { memory_bytes: pages * PAGE, ..Limits::default() };

@@ -14,11 +14,13 @@
 mod cache;
 mod dir;
 mod instance;
+mod owned;
 mod runtime;
 mod stderr;
 mod types;
 
 pub use dir::{DirCounters, PluginDir};
 pub use instance::{Instance, MapError};
+pub use owned::OwnedMessage;
 pub use runtime::{LoadError, LoadOptions, Plugin, PluginError, Runtime, RuntimeConfig, RuntimeError};
 pub use types::{Limits, MessageView, Payload, Publish, Qos, RuleContext};

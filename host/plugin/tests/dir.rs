@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{guests, init_tracing, runtime, TestMessage};
+use common::{guests, init_tracing, runtime, test_message};
 use inflow_plugin::{Limits, Plugin, PluginDir, RuleContext};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -33,7 +33,7 @@ fn version_tag(plugin: &Arc<Plugin>) -> String {
     let mut instance = plugin
         .instantiate(RuleContext { rule_id: "r1".into(), parent_topic: "p".into() }, "", Limits::default())
         .expect("passthrough starts");
-    let publishes = instance.map(Arc::new(TestMessage::new(0, 16))).expect("passthrough maps");
+    let publishes = instance.map(Arc::new(test_message(0, 16))).expect("passthrough maps");
     publishes[0].user_properties.iter().find(|(k, _)| k == "plugin-version").expect("tagged").1.clone()
 }
 
@@ -150,7 +150,7 @@ fn swap_under_load_maps_every_message_exactly_once() {
                 switches_taken.fetch_add(1, Ordering::SeqCst);
             }
         }
-        let publishes = instance.map(Arc::new(TestMessage::new(offset, 256))).expect("maps");
+        let publishes = instance.map(Arc::new(test_message(offset, 256))).expect("maps");
         assert_eq!(publishes.len(), 1, "message {offset} mapped to {} publishes", publishes.len());
         let tag = &publishes[0].user_properties[0].1;
         assert_eq!(tag, &expected_tag, "message {offset} mapped by a version that was not current");

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{guests, init_tracing, runtime, TestMessage};
-use inflow_plugin::{Instance, LoadError, Limits, MapError, Payload, Plugin, PluginError, RuleContext};
+use common::{guests, init_tracing, runtime, test_message};
+use inflow_plugin::{Instance, LoadError, Limits, MapError, OwnedMessage, Payload, Plugin, PluginError, RuleContext};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,8 +22,8 @@ fn instance(mode: &str, limits: Limits) -> Instance {
     hostile().instantiate(context(), mode, limits).expect("the hostile plugin starts")
 }
 
-fn message(offset: u64) -> Arc<TestMessage> {
-    Arc::new(TestMessage::new(offset, 256))
+fn message(offset: u64) -> Arc<OwnedMessage> {
+    Arc::new(test_message(offset, 256))
 }
 
 /// The host is unaffected: a well-behaved instance of the same plugin still maps.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{guests, init_tracing, runtime, TestMessage};
+use common::{guests, init_tracing, runtime, test_message};
 use inflow_plugin::{Limits, LoadOptions, Payload, RuleContext};
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ fn plugin_reads_every_message_field() {
     init_tracing();
     let plugin = runtime().load(&guests().hostile).expect("loads");
     let mut instance = plugin.instantiate(context(), "echo-fields", Limits::default()).expect("starts");
-    let mut message = TestMessage::new(42, 0);
+    let mut message = test_message(42, 0);
     message.body = b"hello body".to_vec();
     let publishes = instance.map(Arc::new(message)).expect("maps");
     let Payload::Bytes(echo) = &publishes[0].payload else { panic!("expected bytes, got {:?}", publishes[0].payload) };
@@ -64,7 +64,7 @@ fn instances_recycle_and_keep_mapping() {
     let limits = Limits { recycle_after_calls: 2, ..Limits::default() };
     let mut instance = plugin.instantiate(context(), "", limits).expect("starts");
     for offset in 0..7 {
-        let publishes = instance.map(Arc::new(TestMessage::new(offset, 64))).expect("maps across recycles");
+        let publishes = instance.map(Arc::new(test_message(offset, 64))).expect("maps across recycles");
         assert_eq!(publishes[0].topic, "t/dev-7/temp");
         assert_eq!(publishes[0].payload, Payload::OriginalBody);
     }
@@ -78,7 +78,7 @@ fn a_leaking_instance_is_recycled_before_it_costs_a_message() {
     let mut instance = plugin.instantiate(context(), "leak", limits).expect("starts");
     // Each call leaks a MiB: without recycling, the 8 MiB cap is hit within a few calls.
     for offset in 0..40 {
-        let publishes = instance.map(Arc::new(TestMessage::new(offset, 64))).expect("no message lost to the leak");
+        let publishes = instance.map(Arc::new(test_message(offset, 64))).expect("no message lost to the leak");
         assert_eq!(publishes[0].topic, "t/ok");
         assert!(instance.memory_bytes() <= 8 << 20);
     }

@@ -42,7 +42,7 @@
 //! failed message has `"error"` instead of `"publishes"`; exit 1 if any failed.
 
 use anyhow::{anyhow, bail, Context};
-use inflow_plugin::{Limits, MessageView, Payload, Publish, RuleContext, Runtime, RuntimeConfig};
+use inflow_plugin::{Limits, OwnedMessage, Payload, Publish, RuleContext, Runtime, RuntimeConfig};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -104,21 +104,8 @@ enum Keys {
     Spaced(String),
 }
 
-/// A sample message ready to lend to the plugin.
-struct Sample {
-    topic: String,
-    /// System properties first (as the broker stores them), then the user's.
-    properties: Vec<(String, String)>,
-    body: Vec<u8>,
-    queue_id: u32,
-    queue_offset: u64,
-    born_timestamp: u64,
-    store_timestamp: u64,
-    reconsume_times: u32,
-}
-
 impl SampleMessage {
-    fn into_sample(self, index: usize) -> anyhow::Result<Sample> {
+    fn into_sample(self, index: usize) -> anyhow::Result<OwnedMessage> {
         let place = format!("message {index}");
         let body = match (self.body, self.body_base64) {
             (Some(_), Some(_)) => bail!("{place}: give either `body` or `body_base64`, not both"),
@@ -144,7 +131,7 @@ impl SampleMessage {
             properties.push((key, value));
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        Ok(Sample {
+        Ok(OwnedMessage {
             topic: self.topic.unwrap_or_else(|| "test-topic".to_string()),
             properties,
             body,
@@ -157,48 +144,9 @@ impl SampleMessage {
     }
 }
 
-impl MessageView for Sample {
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-    fn tags(&self) -> Option<&str> {
-        self.property("TAGS")
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.property("KEYS").map(|keys| keys.split(' ').filter(|k| !k.is_empty()).collect()).unwrap_or_default()
-    }
-    fn property(&self, key: &str) -> Option<&str> {
-        self.properties.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
-    fn properties(&self) -> Vec<(&str, &str)> {
-        self.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-    }
-    fn body(&self) -> &[u8] {
-        &self.body
-    }
-    fn message_id(&self) -> String {
-        self.property("UNIQ_KEY").unwrap_or_default().to_string()
-    }
-    fn queue_id(&self) -> u32 {
-        self.queue_id
-    }
-    fn queue_offset(&self) -> u64 {
-        self.queue_offset
-    }
-    fn born_timestamp(&self) -> u64 {
-        self.born_timestamp
-    }
-    fn store_timestamp(&self) -> u64 {
-        self.store_timestamp
-    }
-    fn reconsume_times(&self) -> u32 {
-        self.reconsume_times
-    }
-}
-
 /// Reads `--message`: inline JSON or a file; one message or an array.
 /// The flag says whether it was an array.
-fn read_samples(arg: &str) -> anyhow::Result<(Vec<Sample>, bool)> {
+fn read_samples(arg: &str) -> anyhow::Result<(Vec<OwnedMessage>, bool)> {
     let trimmed = arg.trim_start();
     let (text, origin) = if trimmed.starts_with('{') || trimmed.starts_with('[') {
         (arg.to_string(), "the inline --message JSON".to_string())
@@ -336,6 +284,7 @@ fn decode_base64(text: &str) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use inflow_plugin::MessageView;
 
     #[test]
     fn base64_round_trips() {

@@ -2,7 +2,7 @@
 //! tests/plugins for real (once per process) and provides a test message.
 #![allow(dead_code)] // each test binary uses a different part
 
-use inflow_plugin::{MessageView, Runtime, RuntimeConfig};
+use inflow_plugin::{OwnedMessage, Runtime, RuntimeConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -86,68 +86,22 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// A message as the service would hand it over.
-#[derive(Clone, Debug)]
-pub struct TestMessage {
-    pub topic: String,
-    pub properties: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    pub queue_offset: u64,
-}
-
-impl TestMessage {
-    /// A message with `device` and `kind` properties (what passthrough reads).
-    pub fn new(queue_offset: u64, body_len: usize) -> TestMessage {
-        TestMessage {
-            topic: "sensors".into(),
-            properties: vec![
-                ("TAGS".into(), "temp".into()),
-                ("KEYS".into(), "k1 k2".into()),
-                ("UNIQ_KEY".into(), format!("ID-{queue_offset}")),
-                ("device".into(), "dev-7".into()),
-                ("kind".into(), "temp".into()),
-            ],
-            body: vec![b'x'; body_len],
-            queue_offset,
-        }
-    }
-}
-
-impl MessageView for TestMessage {
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-    fn tags(&self) -> Option<&str> {
-        self.property("TAGS")
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.property("KEYS").map(|k| k.split(' ').filter(|s| !s.is_empty()).collect()).unwrap_or_default()
-    }
-    fn property(&self, key: &str) -> Option<&str> {
-        self.properties.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
-    fn properties(&self) -> Vec<(&str, &str)> {
-        self.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-    }
-    fn body(&self) -> &[u8] {
-        &self.body
-    }
-    fn message_id(&self) -> String {
-        self.property("UNIQ_KEY").unwrap_or_default().to_string()
-    }
-    fn queue_id(&self) -> u32 {
-        0
-    }
-    fn queue_offset(&self) -> u64 {
-        self.queue_offset
-    }
-    fn born_timestamp(&self) -> u64 {
-        1_700_000_000_000
-    }
-    fn store_timestamp(&self) -> u64 {
-        1_700_000_000_001
-    }
-    fn reconsume_times(&self) -> u32 {
-        0
+/// A message with `device` and `kind` properties (what passthrough reads)
+/// and a body of `body_len` bytes.
+pub fn test_message(queue_offset: u64, body_len: usize) -> OwnedMessage {
+    OwnedMessage {
+        topic: "sensors".into(),
+        properties: vec![
+            ("TAGS".into(), "temp".into()),
+            ("KEYS".into(), "k1 k2".into()),
+            ("UNIQ_KEY".into(), format!("ID-{queue_offset}")),
+            ("device".into(), "dev-7".into()),
+            ("kind".into(), "temp".into()),
+        ],
+        body: vec![b'x'; body_len],
+        queue_offset,
+        born_timestamp: 1_700_000_000_000,
+        store_timestamp: 1_700_000_000_001,
+        ..OwnedMessage::default()
     }
 }
