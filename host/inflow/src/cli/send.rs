@@ -34,7 +34,7 @@ pub struct SendArgs {
     /// Read the body from this file.
     #[arg(long, value_name = "FILE")]
     pub body_file: Option<PathBuf>,
-    /// Send this many copies ("{n}" in the body is replaced by the copy's number).
+    /// Send this many copies ("{seq}" in the body becomes the copy's number, as in the Java test tool).
     #[arg(long, default_value_t = 1)]
     pub count: u32,
 }
@@ -81,7 +81,7 @@ fn send_all(args: SendArgs) -> anyhow::Result<()> {
         let producer = Producer::start(client, "inflow-send").await?;
         for n in 0..args.count {
             let body = if args.count > 1 && args.body_file.is_none() {
-                String::from_utf8_lossy(&body).replace("{n}", &n.to_string()).into_bytes()
+                String::from_utf8_lossy(&body).replace("{seq}", &n.to_string()).into_bytes()
             } else {
                 body.clone()
             };
