@@ -49,13 +49,31 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The `--message` format, for `--help`.
+const MESSAGE_FORMAT: &str = r#"Sample message (--message): one JSON object, or an array of them mapped in order
+through one instance. Every field is optional; unknown fields are an error:
+
+  {"topic": "sensors", "tags": "temp", "keys": ["order-1", "order-2"],
+   "properties": {"device": "dev-7"}, "body": "{\"celsius\": 21.5}",
+   "queue_id": 0, "queue_offset": 42, "born_timestamp": 1700000000000,
+   "store_timestamp": 1700000000005, "reconsume_times": 0,
+   "message_id": "7F0000010001000000000000000A0001"}
+
+"body" is UTF-8 text; give "body_base64" for binary bodies. "keys" may be one
+space-separated string. Tags, keys and message id also appear as the properties
+TAGS, KEYS and UNIQ_KEY, as on a real message.
+
+Output: {"plugin", "version", "publishes": [...]} per message (an array for an
+array); a mapping error exits 1."#;
+
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = MESSAGE_FORMAT)]
 pub struct PluginTestArgs {
     /// The plugin component (`.wasm`).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// A sample message: a JSON file, or inline JSON (starts with `{` or `[`).
-    /// See the format in `inflow plugin test --help` or docs of cli/plugin.rs.
+    /// A sample message: a JSON file, or inline JSON (starts with `{` or `[`);
+    /// its format is shown at the end of `inflow plugin test --help`.
     #[arg(short, long, value_name = "JSON|FILE")]
     pub message: String,
     /// The rule's config string, passed to the plugin's `init` as it is.
