@@ -17,15 +17,23 @@ struct Inflow {
     child: Option<Child>,
     dir: PathBuf,
     runs: u32,
+    /// Extra environment of every run (e.g. INFLOW_MQTT_PASSWORD).
+    env: Vec<(String, String)>,
 }
 
 impl Inflow {
     /// Writes `config` and starts inflow on it.
     fn start(config: &str) -> Inflow {
+        Inflow::start_with_env(config, &[])
+    }
+
+    /// Like [`Inflow::start`], with extra environment variables.
+    fn start_with_env(config: &str, env: &[(&str, &str)]) -> Inflow {
         let dir = std::env::temp_dir().join(unique_name("inflow-svc"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("inflow.toml"), config).unwrap();
-        let mut inflow = Inflow { child: None, dir, runs: 0 };
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut inflow = Inflow { child: None, dir, runs: 0, env };
         inflow.restart();
         inflow
     }
@@ -38,6 +46,7 @@ impl Inflow {
             .args(["run", "-c"])
             .arg(self.dir.join("inflow.toml"))
             .env("INFLOW_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -488,4 +497,70 @@ fn plugin_removed_holds_offsets_until_it_returns() {
     assert_eq!(after.len(), 1, "the held message arrives once the plugin returns; log:\n{}", inflow.log());
     assert_eq!(after[0].topic, format!("{parent}/while-absent/s1"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- TLS and credentials ---------------------------------------------------------------------
+
+/// `[mqtt]` lines for a secure broker: the username in the file, the CA; the password is left
+/// to INFLOW_MQTT_PASSWORD.
+fn secure_mqtt(mqtt: &Mosquitto) -> String {
+    let secure = mqtt.secure.as_ref().expect("a secure Mosquitto");
+    format!("username = \"{}\"\n\n[mqtt.tls]\nca = \"{}\"\n", secure.user, secure.ca.display())
+}
+
+#[test]
+fn tls_with_password_delivers_and_a_wrong_password_is_refused_clearly() {
+    let rmq = RocketMq::shared();
+    let mqtt = Mosquitto::start_secure();
+    let secure = mqtt.secure.clone().unwrap();
+    assert!(mqtt.url().starts_with("mqtts://127.0.0.1:"), "{}", mqtt.url());
+    let topic = unique_name("svc-tls");
+    let parent = unique_name("tls");
+    let count = 5;
+    rmq.java().produce(&topic, &Produce::new(count).body("tls-{seq}"));
+    let sub = mqtt.subscribe(&format!("{parent}/#"), MqttVersion::V5);
+
+    // The right password, from the environment only (the file has none).
+    let good = Inflow::start_with_env(
+        &config(rmq, &mqtt, "5", &secure_mqtt(&mqtt), &rule("tls-good", &topic, &parent, "")),
+        &[("INFLOW_MQTT_PASSWORD", &secure.password)],
+    );
+    let got = sub.wait_for(count as usize, Duration::from_secs(60));
+    let mut bodies: Vec<String> = got.iter().map(|m| String::from_utf8_lossy(&m.payload).into_owned()).collect();
+    bodies.sort();
+    assert_eq!(bodies, (0..count).map(|n| format!("tls-{n}")).collect::<Vec<_>>(), "log:\n{}", good.log());
+    assert!(got.iter().all(|m| m.topic == parent));
+    assert!(good.log().contains("MQTT connected"), "{}", good.log());
+    assert!(!good.log().contains(&secure.password), "the password is in the log:\n{}", good.log());
+    drop(good);
+
+    // A wrong password, for each protocol (Mosquitto answers 3.1.1 and 5 differently), in
+    // its own group so that it would get every message again if it could publish.
+    let wrong = "wrong-pw-7f3a91";
+    for protocol in ["3.1.1", "5"] {
+        let parent_bad = unique_name("tls-bad");
+        let sub_bad = mqtt.subscribe(&format!("{parent_bad}/#"), MqttVersion::V5);
+        let id = format!("tls-bad-{}", protocol.replace('.', ""));
+        let mut cfg = config(rmq, &mqtt, protocol, &secure_mqtt(&mqtt), &rule(&id, &topic, &parent_bad, ""));
+        if protocol == "5" {
+            // The certificate's DNS name too: a refused CONNECT means the TLS handshake passed.
+            cfg = cfg.replace(&mqtt.url(), &format!("mqtts://localhost:{}", mqtt.port));
+        }
+        let bad = Inflow::start_with_env(&cfg, &[("INFLOW_MQTT_PASSWORD", wrong)]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while bad.log().matches("MQTT connect failed").count() < 2 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(200));
+        }
+        let log = bad.log();
+        let failure = log.lines().find(|l| l.contains("MQTT connect failed")).unwrap_or_else(|| panic!("MQTT {protocol}: no connect failure logged:\n{log}"));
+        assert!(
+            failure.contains("the broker refused the connection") && failure.contains("username or password"),
+            "MQTT {protocol}: the log does not say that the broker refused the credentials:\n{log}"
+        );
+        assert!(!log.contains("MQTT connected"), "MQTT {protocol}: connected with a wrong password:\n{log}");
+        assert!(!log.contains(wrong), "MQTT {protocol}: the password is in the log:\n{log}");
+        let delivered = sub_bad.wait_for(1, Duration::from_secs(2));
+        assert!(delivered.is_empty(), "MQTT {protocol}: delivered with a wrong password: {delivered:?}");
+        eprintln!("MQTT {protocol}, wrong password: {failure}");
+    }
 }

@@ -544,11 +544,30 @@ impl Drop for JavaConsumer {
     }
 }
 
+/// How to reach a secure Mosquitto ([`Mosquitto::start_secure`]): TLS with the rig's CA, and
+/// a username / password (anonymous access is refused).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MqttSecure {
+    /// The throwaway CA (PEM) that signed the broker's certificate (valid for 127.0.0.1 and localhost).
+    pub ca: PathBuf,
+    pub user: String,
+    pub password: String,
+}
+
+impl MqttSecure {
+    /// The mosquitto_pub / mosquitto_sub options for TLS and these credentials.
+    fn client_args(&self) -> Vec<String> {
+        args(&["--cafile", &self.ca.to_string_lossy(), "-u", &self.user, "-P", &self.password])
+    }
+}
+
 /// A Mosquitto broker from the rig.
 pub struct Mosquitto {
     /// `127.0.0.1:port`.
     pub addr: String,
     pub port: u16,
+    /// Set for a broker from [`Mosquitto::start_secure`] (then `port` is its TLS port).
+    pub secure: Option<MqttSecure>,
     statedir: Option<PathBuf>,
     own: Option<TempDir>,
 }
@@ -567,17 +586,37 @@ impl Mosquitto {
         Mosquitto::from_addr(addr, Some(dir.0.clone()), Some(dir))
     }
 
+    /// Starts a Mosquitto of this process's own that takes TLS only, with a username and
+    /// password ([`Mosquitto::secure`]); stopped on drop. Its own clients ([`Mosquitto::publish`],
+    /// [`Mosquitto::subscribe`]) use TLS and the credentials.
+    pub fn start_secure() -> Mosquitto {
+        let dir = TempDir::new("inflow-mosquitto-tls");
+        let addr = run_script("mosquitto.sh", &["start", &dir.0.to_string_lossy(), "--secure"]);
+        let env = read_env_file(&dir.0.join("env"));
+        let get = |key: &str| env.get(key).cloned().unwrap_or_else(|| panic!("{} has no {key}", dir.0.join("env").display()));
+        let secure = MqttSecure { ca: PathBuf::from(get("MQTT_CA")), user: get("MQTT_USER"), password: get("MQTT_PASSWORD") };
+        let mut mqtt = Mosquitto::from_addr(addr, Some(dir.0.clone()), Some(dir));
+        mqtt.secure = Some(secure);
+        mqtt
+    }
+
     fn from_addr(addr: String, statedir: Option<PathBuf>, own: Option<TempDir>) -> Mosquitto {
         let port = addr
             .rsplit_once(':')
             .and_then(|(_, p)| p.parse().ok())
             .unwrap_or_else(|| panic!("'{addr}' is not a host:port MQTT address"));
-        Mosquitto { addr, port, statedir, own }
+        Mosquitto { addr, port, secure: None, statedir, own }
     }
 
-    /// `mqtt://127.0.0.1:port`.
+    /// `mqtt://127.0.0.1:port`, or `mqtts://127.0.0.1:port` for a secure broker.
     pub fn url(&self) -> String {
-        format!("mqtt://{}", self.addr)
+        let scheme = if self.secure.is_some() { "mqtts" } else { "mqtt" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The mosquitto_pub / mosquitto_sub options this broker needs (TLS and credentials, or none).
+    fn client_args(&self) -> Vec<String> {
+        self.secure.as_ref().map(MqttSecure::client_args).unwrap_or_default()
     }
 
     fn own_statedir(&self, what: &str) -> String {
@@ -599,20 +638,20 @@ impl Mosquitto {
 
     /// Publishes one message with `mosquitto_pub`.
     pub fn publish(&self, topic: &str, payload: &[u8], qos: u8) {
-        mosquitto_pub(self.port, topic, payload, qos);
+        mosquitto_pub(self.port, &self.client_args(), topic, payload, qos);
     }
 
     /// Subscribes with `mosquitto_sub` (QoS 1, clean session); returns once the subscription
     /// is active. The subscriber reconnects by itself if the broker goes away.
     pub fn subscribe(&self, topic: &str, protocol: MqttVersion) -> MqttSub {
-        MqttSub::start(self.port, topic, protocol, None)
+        MqttSub::start(self.port, &self.client_args(), topic, protocol, None)
     }
 
     /// Like [`Mosquitto::subscribe`], with a persistent session under `client_id`: messages
     /// published while it is reconnecting (e.g. after [`Mosquitto::stop`] / [`Mosquitto::resume`])
     /// are kept for it.
     pub fn subscribe_session(&self, topic: &str, protocol: MqttVersion, client_id: &str) -> MqttSub {
-        MqttSub::start(self.port, topic, protocol, Some(client_id))
+        MqttSub::start(self.port, &self.client_args(), topic, protocol, Some(client_id))
     }
 }
 
@@ -628,9 +667,11 @@ impl Drop for Mosquitto {
     }
 }
 
-fn mosquitto_pub(port: u16, topic: &str, payload: &[u8], qos: u8) {
+/// `extra`: connection options (TLS, credentials: [`Mosquitto::client_args`]).
+fn mosquitto_pub(port: u16, extra: &[String], topic: &str, payload: &[u8], qos: u8) {
     let mut child = Command::new("mosquitto_pub")
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic, "-q", &qos.to_string(), "-s"])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -671,7 +712,8 @@ pub struct MqttSub {
 }
 
 impl MqttSub {
-    fn start(port: u16, topic: &str, protocol: MqttVersion, session: Option<&str>) -> MqttSub {
+    /// `extra`: connection options (TLS, credentials: [`Mosquitto::client_args`]).
+    fn start(port: u16, extra: &[String], topic: &str, protocol: MqttVersion, session: Option<&str>) -> MqttSub {
         // A probe topic next to the real one tells when the subscription is live:
         // mosquitto_sub prints nothing when its SUBACK arrives.
         let probe = format!("inflow-probe/{}", unique_name("sub"));
@@ -681,6 +723,7 @@ impl MqttSub {
         };
         let mut cmd = Command::new("mosquitto_sub");
         cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-V", version, "-q", "1", "-t", topic, "-t", &probe]);
+        cmd.args(extra);
         if let Some(client_id) = session {
             cmd.args(["-c", "-i", client_id]);
             if protocol == MqttVersion::V5 {
@@ -715,7 +758,7 @@ impl MqttSub {
         let sub = MqttSub { child, messages };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            mosquitto_pub(port, &probe, b"probe", 0);
+            mosquitto_pub(port, extra, &probe, b"probe", 0);
             match probes.recv_timeout(Duration::from_millis(200)) {
                 Ok(()) => return sub,
                 Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => continue,

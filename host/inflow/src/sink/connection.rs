@@ -163,7 +163,7 @@ async fn handshake(mut stream: Box<dyn Stream>, config: &MqttConfig) -> anyhow::
         if let Some(packet) = codec::decode(&mut buf, config.protocol, MAX_INCOMING)? {
             let Packet::ConnAck(ack) = packet else { bail!("the broker answered CONNECT with {packet:?}") };
             if ack.code != 0 {
-                bail!("the broker refused the connection: {}", refusal(config.protocol, ack.code, ack.reason.as_deref()));
+                bail!("the broker refused the connection: {}", refusal(config.protocol, ack.code, ack.reason.as_deref(), config.username.as_deref()));
             }
             return Ok((stream, buf, ack));
         }
@@ -173,15 +173,25 @@ async fn handshake(mut stream: Box<dyn Stream>, config: &MqttConfig) -> anyhow::
     }
 }
 
-fn refusal(protocol: Protocol, code: u8, reason: Option<&str>) -> String {
+/// Why the broker refused CONNECT, for the log. `username`: the one sent (never the password).
+fn refusal(protocol: Protocol, code: u8, reason: Option<&str>, username: Option<&str>) -> String {
+    let user = match username {
+        Some(u) => format!("user {u:?}"),
+        None => "no username sent".to_owned(),
+    };
     let text = match (protocol, code) {
-        (Protocol::V311, 1) => "unacceptable protocol version (try protocol = \"3.1.1\" or \"5\")",
-        (Protocol::V311, 2) | (Protocol::V5, 0x85) => "client id rejected",
-        (Protocol::V311, 3) | (Protocol::V5, 0x88) => "server unavailable",
-        (Protocol::V311, 4) | (Protocol::V5, 0x86) => "bad username or password",
-        (Protocol::V311, 5) | (Protocol::V5, 0x87) => "not authorized",
-        (Protocol::V5, 0x84) => "unsupported protocol version (try protocol = \"3.1.1\")",
-        _ => "refused",
+        (Protocol::V311, 1) => "unacceptable protocol version (try protocol = \"3.1.1\" or \"5\")".to_owned(),
+        (Protocol::V311, 2) | (Protocol::V5, 0x85) => "client id rejected".to_owned(),
+        (Protocol::V311, 3) | (Protocol::V5, 0x88) => "server unavailable".to_owned(),
+        (Protocol::V311, 4) | (Protocol::V5, 0x86) => {
+            format!("bad username or password ({user}; check username and INFLOW_MQTT_PASSWORD)")
+        }
+        // Mosquitto (and others) answer a wrong password under MQTT 3.1.1 with this code.
+        (Protocol::V311, 5) | (Protocol::V5, 0x87) => {
+            format!("not authorized: the broker refused the username or password, or this client ({user}; check username and INFLOW_MQTT_PASSWORD)")
+        }
+        (Protocol::V5, 0x84) => "unsupported protocol version (try protocol = \"3.1.1\")".to_owned(),
+        _ => "refused".to_owned(),
     };
     match reason {
         Some(r) => format!("{text} (code 0x{code:02x}: {r})"),
@@ -266,5 +276,21 @@ async fn serve(
             }
             _ = sleep_until_opt(close_deadline) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_refusals_name_the_user_and_the_fix() {
+        for (protocol, code) in [(Protocol::V311, 4), (Protocol::V311, 5), (Protocol::V5, 0x86), (Protocol::V5, 0x87)] {
+            let text = refusal(protocol, code, None, Some("inflow"));
+            assert!(text.contains("username or password") && text.contains("user \"inflow\""), "{text}");
+            assert!(text.contains("INFLOW_MQTT_PASSWORD") && text.contains(&format!("code 0x{code:02x}")), "{text}");
+        }
+        assert!(refusal(Protocol::V5, 0x86, Some("bad creds"), None).contains("no username sent"));
+        assert_eq!(refusal(Protocol::V311, 3, None, Some("u")), "server unavailable (code 0x03)");
     }
 }
