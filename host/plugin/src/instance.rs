@@ -23,12 +23,18 @@ use bindings::inflow::mapping::{host, types as wit};
 use bindings::Mapping;
 
 /// The host's side of a `message` resource: the message under mapping.
-pub struct MessageHandle(Arc<dyn MessageView>);
+///
+/// Each store holds one such entry for its whole life and lends it to every
+/// call (a borrow, valid only during that call), with the message set for the
+/// call and cleared after it: cheaper than a table push and delete per call.
+pub struct MessageHandle(Option<Arc<dyn MessageView>>);
 
 /// Everything a plugin's store holds.
 pub(crate) struct StoreState {
     wasi: WasiCtx,
     table: ResourceTable,
+    /// The table entry lent to `map-message` (see [`MessageHandle`]).
+    lent: u32,
     memory: MemoryCap,
     log: PluginLog,
     clock: CallClock,
@@ -192,7 +198,10 @@ impl host::Host for StoreState {
 
 impl StoreState {
     fn message(&self, handle: &Resource<MessageHandle>) -> wasmtime::Result<&dyn MessageView> {
-        Ok(&*self.table.get(handle)?.0)
+        match &self.table.get(handle)?.0 {
+            Some(message) => Ok(&**message),
+            None => Err(wasmtime::Error::msg("the message is no longer lent to the plugin")),
+        }
     }
 }
 
@@ -247,7 +256,21 @@ impl wit::Host for StoreState {}
 
 pub(crate) fn add_host_to_linker(linker: &mut wasmtime::component::Linker<StoreState>) -> wasmtime::Result<()> {
     host::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(linker, |state| state)?;
-    wit::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(linker, |state| state)
+    wit::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(linker, |state| state)?;
+    // `message.property` again, reading the key in place in the guest's
+    // memory instead of copying it into a `String` first (the generated
+    // binding can only lift an owned `String`): the hot call of most plugins.
+    linker.allow_shadowing(true);
+    let shadowed = linker.instance("inflow:mapping/host@0.1.0")?.func_wrap(
+        "[method]message.property",
+        |store: wasmtime::StoreContextMut<'_, StoreState>,
+         (this, key): (Resource<MessageHandle>, wasmtime::component::WasmStr)| {
+            let key = key.to_str(&store)?;
+            Ok((store.data().message(&this)?.property(&key).map(str::to_string),))
+        },
+    );
+    linker.allow_shadowing(false);
+    shadowed
 }
 
 /// A store for one instance of `plugin`, with an empty WASI context (no
@@ -259,6 +282,7 @@ pub(crate) fn new_store(plugin: &Plugin, rule_id: &str, limits: &Limits) -> Stor
         wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
         stderr,
         table: ResourceTable::new(),
+        lent: 0,
         memory: MemoryCap { cap: limits.memory_bytes, used: 0, exceeded: false },
         log: PluginLog {
             plugin: plugin.name().to_string(),
@@ -270,6 +294,8 @@ pub(crate) fn new_store(plugin: &Plugin, rule_id: &str, limits: &Limits) -> Stor
         clock: CallClock { budget: limits.call_deadline, tick: plugin.runtime.inner.epoch_tick, probe: None },
     };
     let mut store = Store::new(&plugin.runtime.inner.engine, state);
+    let lent = store.data_mut().table.push(MessageHandle(None)).expect("an empty resource table takes one entry");
+    store.data_mut().lent = lent.rep();
     store.limiter(|state| &mut state.memory);
     store.epoch_deadline_callback(|mut store| Ok(store.data_mut().clock.on_deadline()));
     arm_deadline(&mut store);
@@ -282,6 +308,14 @@ fn arm_deadline(store: &mut Store<StoreState>) {
     clock.probe = None;
     let ticks = clock.ticks(clock.budget);
     store.set_epoch_deadline(ticks);
+}
+
+/// Sets (or clears) the message lent to the next `map-message` call.
+fn lend(store: &mut Store<StoreState>, message: Option<Arc<dyn MessageView>>) -> wasmtime::Result<()> {
+    let state = store.data_mut();
+    let lent: Resource<MessageHandle> = Resource::new_own(state.lent);
+    state.table.get_mut(&lent)?.0 = message;
+    Ok(())
 }
 
 /// Why one message could not be mapped. The message goes to the rule's
@@ -411,13 +445,13 @@ impl Instance {
         live.calls += 1;
         let store = &mut live.store;
         arm_deadline(store);
-        let handle = store.data_mut().table.push(MessageHandle(message)).map_err(|err| MapError::Trap {
+        lend(store, Some(message)).map_err(|err| MapError::Trap {
             plugin: self.plugin.name().to_string(),
             reason: format!("cannot lend the message to the plugin: {err}"),
         })?;
-        let borrowed = Resource::new_borrow(handle.rep());
+        let borrowed = Resource::new_borrow(store.data().lent);
         let outcome = live.mapping.inflow_mapping_mapper().call_map_message(&mut *store, borrowed);
-        let _ = store.data_mut().table.delete(handle);
+        let _ = lend(store, None);
         let plugin = || self.plugin.name().to_string();
         match outcome {
             Ok(Ok(publishes)) => convert(publishes, &self.limits).map_err(|reason| MapError::Limit { plugin: plugin(), reason }),
