@@ -1,5 +1,5 @@
 use crate::config::{self, plugin_file};
-use inflow_plugin::{Limits, RuleContext, Runtime, RuntimeConfig};
+use inflow_plugin::{Runtime, RuntimeConfig};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -32,18 +32,10 @@ pub fn check(args: CheckArgs) -> i32 {
         for rule in plugin_rules {
             let p = rule.plugin.as_ref().expect("filtered");
             let file = plugin_file(&config.plugins.dir, &p.name);
-            let context = RuleContext { rule_id: rule.id.clone(), parent_topic: rule.parent_topic.clone() };
-            let limits = Limits {
-                call_deadline: rule.limits.call_deadline,
-                memory_bytes: rule.limits.memory_bytes,
-                max_publishes: rule.limits.max_publishes,
-                max_payload_bytes: rule.limits.max_payload_bytes,
-                ..Limits::default()
-            };
             let result = runtime
                 .load(&file)
                 .map_err(|e| e.to_string())
-                .and_then(|plugin| plugin.instantiate(context, &p.config, limits).map(|_| ()).map_err(|e| e.to_string()));
+                .and_then(|plugin| plugin.instantiate(rule.plugin_context(), &p.config, rule.plugin_limits()).map(|_| ()).map_err(|e| e.to_string()));
             if let Err(e) = result {
                 failures += 1;
                 eprintln!("rule {:?}: plugin {} ({}): {e}", rule.id, p.name, file.display());

@@ -125,6 +125,24 @@ pub struct RuleConfig {
     pub limits: RuleLimits,
 }
 
+impl RuleConfig {
+    /// The rule as its plugin instances are told about it.
+    pub fn plugin_context(&self) -> inflow_plugin::RuleContext {
+        inflow_plugin::RuleContext { rule_id: self.id.clone(), parent_topic: self.parent_topic.clone() }
+    }
+
+    /// The sandbox limits of the rule's plugin instances.
+    pub fn plugin_limits(&self) -> inflow_plugin::Limits {
+        inflow_plugin::Limits {
+            call_deadline: self.limits.call_deadline,
+            memory_bytes: self.limits.memory_bytes,
+            max_publishes: self.limits.max_publishes,
+            max_payload_bytes: self.limits.max_payload_bytes,
+            ..inflow_plugin::Limits::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceConfig {
     pub topic: String,

@@ -7,7 +7,7 @@ use crate::rule::Mapper;
 use crate::sink::{Delivery, PublishError, Sink};
 use crate::source::{self, Message};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use inflow_plugin::{Limits, Plugin, RuleContext};
+use inflow_plugin::Plugin;
 use rocketmq_remoting::{Client, Consumer, MessageQueue};
 use std::future::Future;
 use std::pin::Pin;
@@ -121,15 +121,7 @@ async fn mapper(rule: &RuleConfig, env: &mut RuleEnv, stop: &mut watch::Receiver
 
 fn instantiate(rule: &RuleConfig, plugin: &Arc<Plugin>) -> Result<inflow_plugin::Instance, String> {
     let p = rule.plugin.as_ref().expect("plugin rule");
-    let limits = Limits {
-        call_deadline: rule.limits.call_deadline,
-        memory_bytes: rule.limits.memory_bytes,
-        max_publishes: rule.limits.max_publishes,
-        max_payload_bytes: rule.limits.max_payload_bytes,
-        ..Limits::default()
-    };
-    let context = RuleContext { rule_id: rule.id.clone(), parent_topic: rule.parent_topic.clone() };
-    plugin.instantiate(context, &p.config, limits).map_err(|e| e.to_string())
+    plugin.instantiate(rule.plugin_context(), &p.config, rule.plugin_limits()).map_err(|e| e.to_string())
 }
 
 struct Worker<'a> {
