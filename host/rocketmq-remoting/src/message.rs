@@ -47,8 +47,8 @@ pub const MAX_DECOMPRESSED_BODY: usize = 128 * 1024 * 1024;
 
 /// Message properties in wire order. Lookups return the last value of a name, like Java's map.
 ///
-/// Stored as one string plus the positions of names and values, so decoding a message costs two
-/// allocations however many properties it has.
+/// Stored as the wire string (`k\x01v\x02…`) plus the positions of names and values, so decoding
+/// a message costs two allocations however many properties it has, and the wire form is free.
 #[derive(Clone, Default)]
 pub struct Properties {
     text: String,
@@ -87,10 +87,12 @@ impl Properties {
     fn push(&mut self, name: &str, value: &str) {
         let name_start = self.text.len();
         self.text.push_str(name);
-        let value_start = self.text.len();
+        let name_end = self.text.len();
+        self.text.push(property::NAME_VALUE_SEPARATOR);
         self.text.push_str(value);
         let value_end = self.text.len();
-        self.entries.push((name_start as u32, value_start as u32, value_start as u32, value_end as u32));
+        self.text.push(property::PROPERTY_SEPARATOR);
+        self.entries.push((name_start as u32, name_end as u32, (name_end + 1) as u32, value_end as u32));
     }
 
     pub fn remove(&mut self, name: &str) -> Option<String> {
@@ -128,16 +130,10 @@ impl Properties {
         Properties { text: text.to_string(), entries }
     }
 
-    /// The wire form `k\x01v\x02…` (Java's `messageProperties2String`).
-    pub fn to_wire(&self) -> String {
-        let mut out = String::with_capacity(self.text.len() + 2 * self.entries.len());
-        for (k, v) in self.iter() {
-            out.push_str(k);
-            out.push(property::NAME_VALUE_SEPARATOR);
-            out.push_str(v);
-            out.push(property::PROPERTY_SEPARATOR);
-        }
-        out
+    /// The wire form `k\x01v\x02…` (Java's `messageProperties2String`): as parsed, or as built.
+    /// Readers split it the way Java does: at `\x02`, then each item at its first `\x01`.
+    pub fn wire(&self) -> &str {
+        &self.text
     }
 }
 
@@ -452,7 +448,7 @@ pub mod testing {
             if self.store_host.is_ipv6() {
                 sys_flag |= sys_flag::STORE_HOST_V6;
             }
-            let properties = self.properties.to_wire();
+            let properties = self.properties.wire();
             let mut out = Vec::new();
             out.put_i32(0); // patched below
             out.put_i32(if self.v2 { MAGIC_V2 } else { MAGIC_V1 });
@@ -624,7 +620,7 @@ mod tests {
     fn properties_parse_and_serialize() {
         let p = Properties::parse("a\u{1}1\u{2}junk\u{2}b\u{1}x\u{1}y\u{2}é\u{1}ü\u{2}\u{1}\u{2}c\u{1}3");
         assert_eq!(p.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "x\u{1}y"), ("é", "ü"), ("", ""), ("c", "3")]);
-        assert_eq!(Properties::parse(&p.to_wire()), p);
+        assert_eq!(Properties::parse(p.wire()), p);
         assert_eq!(p.get("é"), Some("ü"));
         assert!(Properties::parse("").is_empty());
     }
@@ -640,5 +636,6 @@ mod tests {
         assert_eq!(p.iter().collect::<Vec<_>>(), [("b", "two"), ("c", "4")]);
         assert_eq!(p.remove("zzz"), None);
         assert_eq!(format!("{p:?}"), r#"{"b": "two", "c": "4"}"#);
+        assert_eq!(p.wire(), "b\u{1}two\u{2}c\u{1}4\u{2}", "built properties keep the wire form");
     }
 }

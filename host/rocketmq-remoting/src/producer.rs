@@ -175,7 +175,7 @@ impl Producer {
         } else {
             (message.body.clone(), 0)
         };
-        Ok(Prepared { topic: topic.to_string(), msg_id: properties.get(property::UNIQ_KEY).unwrap_or_default().to_string(), properties: properties.to_wire(), body, sys_flag })
+        Ok(Prepared { topic: topic.to_string(), msg_id: properties.get(property::UNIQ_KEY).unwrap_or_default().to_string(), properties: properties.wire().to_string(), body, sys_flag })
     }
 
     async fn send_prepared(&self, prepared: &Prepared, queue: &MessageQueue, default_topic: bool) -> Result<SendResult, Error> {
