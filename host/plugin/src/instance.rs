@@ -22,19 +22,24 @@ pub(crate) mod bindings {
 use bindings::inflow::mapping::{host, types as wit};
 use bindings::Mapping;
 
-/// The host's side of a `message` resource: the message under mapping.
+/// The host's side of a `message` resource.
 ///
-/// Each store holds one such entry for its whole life and lends it to every
-/// call (a borrow, valid only during that call), with the message set for the
-/// call and cleared after it: cheaper than a table push and delete per call.
-pub struct MessageHandle(Option<Arc<dyn MessageView>>);
+/// The guest only ever holds a borrow of it, lent for one `map-message` call,
+/// so the handle carries nothing: the message under mapping is
+/// [`StoreState::lent`], set for the call and cleared after it. That is
+/// cheaper than a resource table entry per call, or a table lookup per
+/// accessor.
+pub struct MessageHandle;
+
+/// The representation of every lent `message` handle.
+const LENT: u32 = 0;
 
 /// Everything a plugin's store holds.
 pub(crate) struct StoreState {
     wasi: WasiCtx,
     table: ResourceTable,
-    /// The table entry lent to `map-message` (see [`MessageHandle`]).
-    lent: u32,
+    /// The message lent to the running `map-message` call (see [`MessageHandle`]).
+    lent: Option<Arc<dyn MessageView>>,
     memory: MemoryCap,
     log: PluginLog,
     clock: CallClock,
@@ -197,11 +202,11 @@ impl host::Host for StoreState {
 }
 
 impl StoreState {
-    fn message(&self, handle: &Resource<MessageHandle>) -> wasmtime::Result<&dyn MessageView> {
-        match &self.table.get(handle)?.0 {
-            Some(message) => Ok(&**message),
-            None => Err(wasmtime::Error::msg("the message is no longer lent to the plugin")),
-        }
+    /// The lent message. Its handle needs no lookup: wasmtime checks a
+    /// borrow the guest passes against what the guest was lent, and only the
+    /// message of the running call is ever lent.
+    fn message(&self, _handle: &Resource<MessageHandle>) -> wasmtime::Result<&dyn MessageView> {
+        self.lent.as_deref().ok_or_else(|| wasmtime::Error::msg("no message is lent to the plugin outside map-message"))
     }
 }
 
@@ -221,6 +226,9 @@ impl host::HostMessage for StoreState {
     fn properties(&mut self, this: Resource<MessageHandle>) -> wasmtime::Result<Vec<(String, String)>> {
         let message = self.message(&this)?;
         Ok(message.properties().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+    fn encoded_properties(&mut self, this: Resource<MessageHandle>) -> wasmtime::Result<String> {
+        Ok(self.message(&this)?.encoded_properties().into_owned())
     }
     fn body_size(&mut self, this: Resource<MessageHandle>) -> wasmtime::Result<u32> {
         Ok(u32::try_from(self.message(&this)?.body().len()).unwrap_or(u32::MAX))
@@ -246,8 +254,8 @@ impl host::HostMessage for StoreState {
     fn reconsume_times(&mut self, this: Resource<MessageHandle>) -> wasmtime::Result<u32> {
         Ok(self.message(&this)?.reconsume_times())
     }
-    fn drop(&mut self, this: Resource<MessageHandle>) -> wasmtime::Result<()> {
-        self.table.delete(this)?;
+    /// Never called: the guest is only ever lent borrows, which it does not drop.
+    fn drop(&mut self, _this: Resource<MessageHandle>) -> wasmtime::Result<()> {
         Ok(())
     }
 }
@@ -282,7 +290,7 @@ pub(crate) fn new_store(plugin: &Plugin, rule_id: &str, limits: &Limits) -> Stor
         wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
         stderr,
         table: ResourceTable::new(),
-        lent: 0,
+        lent: None,
         memory: MemoryCap { cap: limits.memory_bytes, used: 0, exceeded: false },
         log: PluginLog {
             plugin: plugin.name().to_string(),
@@ -294,8 +302,6 @@ pub(crate) fn new_store(plugin: &Plugin, rule_id: &str, limits: &Limits) -> Stor
         clock: CallClock { budget: limits.call_deadline, tick: plugin.runtime.inner.epoch_tick, probe: None },
     };
     let mut store = Store::new(&plugin.runtime.inner.engine, state);
-    let lent = store.data_mut().table.push(MessageHandle(None)).expect("an empty resource table takes one entry");
-    store.data_mut().lent = lent.rep();
     store.limiter(|state| &mut state.memory);
     store.epoch_deadline_callback(|mut store| Ok(store.data_mut().clock.on_deadline()));
     arm_deadline(&mut store);
@@ -308,14 +314,6 @@ fn arm_deadline(store: &mut Store<StoreState>) {
     clock.probe = None;
     let ticks = clock.ticks(clock.budget);
     store.set_epoch_deadline(ticks);
-}
-
-/// Sets (or clears) the message lent to the next `map-message` call.
-fn lend(store: &mut Store<StoreState>, message: Option<Arc<dyn MessageView>>) -> wasmtime::Result<()> {
-    let state = store.data_mut();
-    let lent: Resource<MessageHandle> = Resource::new_own(state.lent);
-    state.table.get_mut(&lent)?.0 = message;
-    Ok(())
 }
 
 /// Why one message could not be mapped. The message goes to the rule's
@@ -445,13 +443,9 @@ impl Instance {
         live.calls += 1;
         let store = &mut live.store;
         arm_deadline(store);
-        lend(store, Some(message)).map_err(|err| MapError::Trap {
-            plugin: self.plugin.name().to_string(),
-            reason: format!("cannot lend the message to the plugin: {err}"),
-        })?;
-        let borrowed = Resource::new_borrow(store.data().lent);
-        let outcome = live.mapping.inflow_mapping_mapper().call_map_message(&mut *store, borrowed);
-        let _ = lend(store, None);
+        store.data_mut().lent = Some(message);
+        let outcome = live.mapping.inflow_mapping_mapper().call_map_message(&mut *store, Resource::new_borrow(LENT));
+        store.data_mut().lent = None;
         let plugin = || self.plugin.name().to_string();
         match outcome {
             Ok(Ok(publishes)) => convert(publishes, &self.limits).map_err(|reason| MapError::Limit { plugin: plugin(), reason }),

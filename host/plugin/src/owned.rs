@@ -3,6 +3,7 @@
 //! consumed RocketMQ messages directly instead.
 
 use crate::types::MessageView;
+use std::borrow::Cow;
 
 /// A RocketMQ message built in memory. Tags, keys and the message id are read
 /// from the `TAGS`, `KEYS` and `UNIQ_KEY` properties, as in a stored message.
@@ -34,6 +35,13 @@ impl MessageView for OwnedMessage {
     }
     fn properties(&self) -> Vec<(&str, &str)> {
         self.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+    fn encoded_properties(&self) -> Cow<'_, str> {
+        let mut encoded = String::with_capacity(self.properties.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+        for (name, value) in &self.properties {
+            encoded.extend([name.as_str(), "\u{1}", value.as_str(), "\u{2}"]);
+        }
+        Cow::Owned(encoded)
     }
     fn body(&self) -> &[u8] {
         &self.body

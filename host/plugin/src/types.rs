@@ -1,5 +1,6 @@
 //! The host-side types a rule deals with: what a plugin sees and returns.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// MQTT quality of service of one publish.
@@ -56,6 +57,9 @@ pub trait MessageView: Send + Sync + 'static {
     fn keys(&self) -> Vec<&str>;
     fn property(&self, key: &str) -> Option<&str>;
     fn properties(&self) -> Vec<(&str, &str)>;
+    /// All properties in RocketMQ's wire encoding, `name\u{1}value\u{2}` for
+    /// each in stored order: the form a decoded message already holds.
+    fn encoded_properties(&self) -> Cow<'_, str>;
     fn body(&self) -> &[u8];
     fn message_id(&self) -> String;
     fn queue_id(&self) -> u32;

@@ -3,6 +3,7 @@
 
 use crate::config::{RocketMqConfig, RuleConfig, StartFrom};
 use inflow_plugin::MessageView;
+use std::borrow::Cow;
 use rocketmq_remoting::{Client, ClientConfig, ConsumerConfig, Credentials, MessageExt, StartPosition};
 
 /// The client all rules (and `inflow send`) share.
@@ -48,6 +49,9 @@ impl MessageView for Message {
     fn properties(&self) -> Vec<(&str, &str)> {
         self.0.properties.iter().collect()
     }
+    fn encoded_properties(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self.0.properties.wire())
+    }
     fn body(&self) -> &[u8] {
         &self.0.body
     }
@@ -68,5 +72,38 @@ impl MessageView for Message {
     }
     fn reconsume_times(&self) -> u32 {
         self.0.reconsume_times.max(0) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocketmq_remoting::Properties;
+
+    #[test]
+    fn plugins_get_the_decoded_wire_form_of_the_properties_without_a_copy() {
+        let wire = "UNIQ_KEY\u{1}AC1F\u{2}device\u{1}press-7\u{2}site\u{1}plant-a\u{2}";
+        let host = "127.0.0.1:10911".parse().unwrap();
+        let message = Message(MessageExt {
+            topic: "t".into(),
+            broker_name: String::new(),
+            queue_id: 0,
+            queue_offset: 0,
+            commit_log_offset: 0,
+            store_size: 0,
+            body_crc: 0,
+            flag: 0,
+            sys_flag: 0,
+            born_timestamp: 0,
+            store_timestamp: 0,
+            born_host: host,
+            store_host: host,
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+            body: Default::default(),
+            properties: Properties::parse(wire),
+        });
+        assert!(matches!(message.encoded_properties(), Cow::Borrowed(encoded) if encoded == wire));
+        assert_eq!(message.property("site"), Some("plant-a"));
     }
 }

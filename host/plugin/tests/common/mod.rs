@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 pub struct Guests {
     pub hostile: PathBuf,
     pub wrong_world: PathBuf,
-    /// Tags its publishes `plugin-version: 1`.
+    /// Publishes without user properties (what the call benchmark measures).
     pub passthrough_v1: PathBuf,
     /// The same plugin tagging `plugin-version: 2`.
     pub passthrough_v2: PathBuf,
