@@ -58,7 +58,8 @@ pub trait MessageView: Send + Sync + 'static {
     fn property(&self, key: &str) -> Option<&str>;
     fn properties(&self) -> Vec<(&str, &str)>;
     /// All properties in RocketMQ's wire encoding, `name\u{1}value\u{2}` for
-    /// each in stored order: the form a decoded message already holds.
+    /// each in stored order (the last `\u{2}` may be missing): the form a
+    /// decoded message already holds.
     fn encoded_properties(&self) -> Cow<'_, str>;
     fn body(&self) -> &[u8];
     fn message_id(&self) -> String;

@@ -85,6 +85,10 @@ impl Properties {
     }
 
     fn push(&mut self, name: &str, value: &str) {
+        // 5.x writers leave out the last separator (4.x ones do not).
+        if !self.text.is_empty() && !self.text.ends_with(property::PROPERTY_SEPARATOR) {
+            self.text.push(property::PROPERTY_SEPARATOR);
+        }
         let name_start = self.text.len();
         self.text.push_str(name);
         let name_end = self.text.len();
@@ -131,7 +135,8 @@ impl Properties {
     }
 
     /// The wire form `k\x01v\x02…` (Java's `messageProperties2String`): as parsed, or as built.
-    /// Readers split it the way Java does: at `\x02`, then each item at its first `\x01`.
+    /// Readers split it the way Java does: at `\x02`, then each item at its first `\x01`. The last
+    /// `\x02` may be missing: 5.x writers leave it out.
     pub fn wire(&self) -> &str {
         &self.text
     }
@@ -623,6 +628,14 @@ mod tests {
         assert_eq!(Properties::parse(p.wire()), p);
         assert_eq!(p.get("é"), Some("ü"));
         assert!(Properties::parse("").is_empty());
+    }
+
+    #[test]
+    fn properties_added_to_a_5x_wire_form_without_the_last_separator_stay_apart() {
+        let mut p = Properties::parse("a\u{1}1\u{2}b\u{1}2");
+        p.insert("c", "3");
+        assert_eq!(p.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "2"), ("c", "3")]);
+        assert_eq!(Properties::parse(p.wire()), p);
     }
 
     #[test]

@@ -27,7 +27,7 @@ impl Guest for Passthrough {
     fn map_message(message: &Message) -> Result<Vec<Publish>, String> {
         let properties = message.encoded_properties();
         let (mut device, mut kind) = (None, None);
-        // RocketMQ's encoding: `name\u{1}value\u{2}` per property; the last of a name wins.
+        // RocketMQ's encoding: `name\u{1}value`, each followed by `\u{2}` but perhaps the last; the last of a name wins.
         for (name, value) in properties.split('\u{2}').filter_map(|item| item.split_once('\u{1}')) {
             match name {
                 "device" => device = Some(value),
