@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use inflow_e2e::{unique_name, Produce, RocketMq, Value};
+use inflow_e2e::{unique_name, JavaTool, Produce, RocketMq, Value};
 use rocketmq_remoting::{
     Client, ClientConfig, Consumer, ConsumerConfig, Credentials, Error, MessageExt, MessageQueue, OutgoingMessage,
     Producer, StartPosition,
@@ -82,6 +82,16 @@ fn by_msg_id(lines: &[Value]) -> HashMap<String, &Value> {
 /// Runs blocking harness work (the Java tool) off the runtime's workers.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+/// Creates `topic` with `queues` queues, then produces `produce` into it with the Java client.
+async fn topic_with_messages(java: JavaTool, topic: &str, queues: u32, produce: Produce) -> Vec<Value> {
+    let topic = topic.to_string();
+    blocking(move || {
+        java.create_topic(&topic, queues);
+        java.produce(&topic, &produce)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,14 +279,7 @@ async fn offsets_survive_a_consumer_restart() {
     let rmq = RocketMq::shared();
     let topic = unique_name("restart");
     let group = unique_name("restart-group");
-    let sent = blocking({
-        let (java, topic) = (rmq.java(), topic.clone());
-        move || {
-            java.create_topic(&topic, 4);
-            java.produce(&topic, &Produce::new(40))
-        }
-    })
-    .await;
+    let sent = topic_with_messages(rmq.java(), &topic, 4, Produce::new(40)).await;
     let all: BTreeSet<String> = sent.iter().map(|l| str_field(l, "msgId").to_string()).collect();
 
     // First run: take about half, ack all of it except one message, then stop.
@@ -339,14 +342,7 @@ async fn broker_restart_mid_stream() {
     let topic = unique_name("brestart");
     let group = unique_name("brestart-group");
     let java = rmq.java();
-    let first = blocking({
-        let (java, topic) = (java.clone(), topic.clone());
-        move || {
-            java.create_topic(&topic, 4);
-            java.produce(&topic, &Produce::new(30))
-        }
-    })
-    .await;
+    let first = topic_with_messages(java.clone(), &topic, 4, Produce::new(30)).await;
     let mut consumer = Consumer::start(client_for(&rmq), consumer_config(&group, &topic)).await.expect("consumer starts");
     let got = receive(&mut consumer, 30, Duration::from_secs(60), |_| true).await;
     assert_eq!(got.len(), 30);
@@ -450,14 +446,7 @@ async fn send_back_redelivers_then_dead_letters() {
     let rmq = RocketMq::shared();
     let topic = unique_name("retry");
     let group = unique_name("retry-group");
-    let sent = blocking({
-        let (java, topic) = (rmq.java(), topic.clone());
-        move || {
-            java.create_topic(&topic, 2);
-            java.produce(&topic, &Produce::new(1).tag("TagR").property("p", "v"))
-        }
-    })
-    .await;
+    let sent = topic_with_messages(rmq.java(), &topic, 2, Produce::new(1).tag("TagR").property("p", "v")).await;
     let id = str_field(&sent[0], "msgId").to_string();
     let mut cfg = consumer_config(&group, &topic);
     cfg.max_reconsume_times = 1;
@@ -502,14 +491,7 @@ async fn send_back_redelivers_then_dead_letters() {
 async fn latest_start_for_a_new_group() {
     let rmq = RocketMq::shared();
     let topic = unique_name("latest");
-    let old = blocking({
-        let (java, topic) = (rmq.java(), topic.clone());
-        move || {
-            java.create_topic(&topic, 2);
-            java.produce(&topic, &Produce::new(5))
-        }
-    })
-    .await;
+    let old = topic_with_messages(rmq.java(), &topic, 2, Produce::new(5)).await;
     let mut cfg = consumer_config(&unique_name("latest-group"), &topic);
     cfg.start = StartPosition::Latest;
     let mut consumer = Consumer::start(client_for(rmq), cfg).await.expect("consumer starts");

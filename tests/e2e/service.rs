@@ -379,60 +379,54 @@ fn order_is_kept_on_one_queue() {
     assert_eq!(seqs, (0..count).collect::<Vec<_>>(), "messages of one queue arrive in stored order");
 }
 
+/// Messages in each mid-stream fault test.
+const STREAM: u64 = 20_000;
+
+/// Produces [`STREAM`] messages to a fresh topic, starts inflow on them (rule `name`, MQTT
+/// `version`, `sink` settings) with a collector on the rule's parent topic, and returns once a
+/// quarter of them has arrived: the stream is under way.
+fn stream_under_way(mqtt: &Mosquitto, name: &str, version: &str, sink: &str) -> (Collector, Inflow) {
+    let rmq = RocketMq::shared();
+    let topic = unique_name(&format!("svc-{name}"));
+    let parent = unique_name(name);
+    rmq.java().produce_bulk(&topic, STREAM, 256);
+    let collector = Collector::start(mqtt, &format!("{parent}/#"));
+    let inflow = Inflow::start(&config(rmq, mqtt, version, sink, &rule(name, &topic, &parent, "")));
+    collector.wait_distinct(STREAM as usize / 4, Duration::from_secs(120));
+    (collector, inflow)
+}
+
 #[test]
 fn kill_9_mid_stream_then_restart_loses_nothing() {
-    let rmq = RocketMq::shared();
-    let mqtt = Mosquitto::shared();
-    let topic = unique_name("svc-kill");
-    let parent = unique_name("kill");
-    let count = 20_000;
-    rmq.java().produce_bulk(&topic, count, 256);
-    let collector = Collector::start(mqtt, &format!("{parent}/#"));
-    let mut inflow = Inflow::start(&config(rmq, mqtt, "5", "", &rule("kill9", &topic, &parent, "")));
-    let before = collector.wait_distinct(count as usize / 4, Duration::from_secs(120));
+    let (collector, mut inflow) = stream_under_way(Mosquitto::shared(), "kill", "5", "");
     inflow.kill9();
-    eprintln!("killed inflow with SIGKILL after {} distinct messages", before.len());
+    eprintln!("killed inflow with SIGKILL after {} distinct messages", collector.seqs().len());
     inflow.restart();
-    let seqs = collector.wait_distinct(count as usize, Duration::from_secs(180));
-    assert_all_arrived(&seqs, count, "kill -9 and restart", &inflow);
+    let seqs = collector.wait_distinct(STREAM as usize, Duration::from_secs(180));
+    assert_all_arrived(&seqs, STREAM, "kill -9 and restart", &inflow);
 }
 
 #[test]
 fn sigterm_mid_stream_exits_0_and_restart_loses_nothing() {
-    let rmq = RocketMq::shared();
-    let mqtt = Mosquitto::shared();
-    let topic = unique_name("svc-term");
-    let parent = unique_name("term");
-    let count = 20_000;
-    rmq.java().produce_bulk(&topic, count, 256);
-    let collector = Collector::start(mqtt, &format!("{parent}/#"));
-    let mut inflow = Inflow::start(&config(rmq, mqtt, "3.1.1", "", &rule("sigterm", &topic, &parent, "")));
-    collector.wait_distinct(count as usize / 4, Duration::from_secs(120));
+    let (collector, mut inflow) = stream_under_way(Mosquitto::shared(), "term", "3.1.1", "");
     let status = inflow.sigterm(Duration::from_secs(20));
     assert!(status.success(), "inflow exited with {status} after SIGTERM; log:\n{}", inflow.log());
     let at_stop = collector.seqs();
     eprintln!("SIGTERM after {} distinct messages", at_stop.len());
     inflow.restart();
-    let seqs = collector.wait_distinct(count as usize, Duration::from_secs(180));
-    assert_all_arrived(&seqs, count, "SIGTERM and restart", &inflow);
+    let seqs = collector.wait_distinct(STREAM as usize, Duration::from_secs(180));
+    assert_all_arrived(&seqs, STREAM, "SIGTERM and restart", &inflow);
 }
 
 #[test]
 fn mosquitto_outage_mid_stream_loses_nothing() {
-    let rmq = RocketMq::shared();
     let mqtt = Mosquitto::start();
-    let topic = unique_name("svc-outage");
-    let parent = unique_name("outage");
-    let count = 20_000;
-    rmq.java().produce_bulk(&topic, count, 256);
-    let collector = Collector::start(&mqtt, &format!("{parent}/#"));
-    let inflow = Inflow::start(&config(rmq, &mqtt, "5", "max_inflight = 64", &rule("outage", &topic, &parent, "")));
-    collector.wait_distinct(count as usize / 4, Duration::from_secs(120));
+    let (collector, inflow) = stream_under_way(&mqtt, "outage", "5", "max_inflight = 64");
     mqtt.stop();
     thread::sleep(Duration::from_secs(4));
     mqtt.resume();
-    let seqs = collector.wait_distinct(count as usize, Duration::from_secs(180));
-    assert_all_arrived(&seqs, count, "Mosquitto outage", &inflow);
+    let seqs = collector.wait_distinct(STREAM as usize, Duration::from_secs(180));
+    assert_all_arrived(&seqs, STREAM, "Mosquitto outage", &inflow);
     assert!(inflow.log().contains("MQTT connection lost"), "the outage was not seen:\n{}", inflow.log());
 }
 
