@@ -17,7 +17,7 @@
 
 use bytes::Bytes;
 use inflow::config::{parse, Context};
-use inflow::rule::{Publish, QoS};
+use inflow::sink::{Publish, QoS};
 use inflow::sink::Sink;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

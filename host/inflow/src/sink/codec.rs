@@ -3,7 +3,7 @@
 //! PINGRESP, DISCONNECT. Decoding never panics on bad input: it returns [`DecodeError`].
 
 use crate::config::Protocol;
-use crate::rule::{Publish, QoS};
+use super::publish::{Publish, QoS};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 const CONNECT: u8 = 1;

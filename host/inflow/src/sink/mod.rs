@@ -6,11 +6,12 @@
 
 pub mod codec;
 mod connection;
+mod publish;
 mod session;
 mod tls;
 
 use crate::config::MqttConfig;
-use crate::rule::Publish;
+pub use publish::{Publish, QoS};
 use session::Entry;
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 use super::codec::{self, Packet};
 use super::PublishError;
 use crate::config::Protocol;
-use crate::rule::{Publish, QoS};
+use super::publish::{Publish, QoS};
 use bytes::BytesMut;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};

@@ -2,16 +2,13 @@
 //! runtime. Rules start and stop one by one ([`Supervisor::start_rule`], [`Supervisor::stop_rule`]),
 //! the building blocks of the admin API and of config hot reload.
 
-mod pipeline;
-mod status;
-
-pub use status::{RuleCounters, RuleStatus};
+pub use crate::rule::{RuleCounters, RuleStatus};
 
 use crate::config::{Config, RuleConfig};
 use crate::sink::Sink;
 use anyhow::Context as _;
 use inflow_plugin::{PluginDir, Runtime, RuntimeConfig};
-use pipeline::RuleEnv;
+use crate::rule::{self, RuleEnv};
 use rocketmq_remoting::Client;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -101,7 +98,7 @@ impl Supervisor {
         let (stop, stop_rx) = watch::channel(false);
         let (status_tx, status) = watch::channel(RuleStatus::Starting);
         let counters = Arc::new(RuleCounters::default());
-        let task = tokio::spawn(pipeline::run(rule.clone(), env, stop_rx, status_tx, counters.clone()));
+        let task = tokio::spawn(rule::run(rule.clone(), env, stop_rx, status_tx, counters.clone()));
         self.rules.insert(rule.id.clone(), RuleHandle { config: rule, stop, status, counters, task });
         Ok(())
     }

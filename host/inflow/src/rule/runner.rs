@@ -3,7 +3,7 @@
 
 use super::status::{RuleCounters, RuleStatus};
 use crate::config::{OnError, RuleConfig};
-use crate::rule::Mapper;
+use crate::mapping::Mapper;
 use crate::sink::{Delivery, PublishError, Sink};
 use crate::source::{self, Message};
 use futures_util::stream::{FuturesUnordered, StreamExt};

@@ -1,8 +1,10 @@
-//! The built-in mapping: the managed service's property contract (spec §3).
+//! The built-in mapping: the managed service's property contract (see the README's "The
+//! built-in mapping").
 //!
 //! Pure: a message's properties and body in, one publish or a [`MapError`] out.
 
-use super::publish::{Publish, QoS};
+use super::MapError;
+use crate::sink::{Publish, QoS};
 use bytes::Bytes;
 use serde::Deserialize;
 
@@ -16,17 +18,6 @@ pub const CONTENT_TYPE: &str = "mqtt5ContentType";
 
 /// Largest `mqtt5UserProperty` value accepted.
 pub const MAX_USER_PROPERTY_BYTES: usize = 8 * 1024;
-
-/// Why a message cannot be mapped; handed to the rule's on-error policy.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MapError {
-    #[error("property {key}={value:?} is invalid: {reason}")]
-    BadProperty { key: &'static str, value: String, reason: String },
-    #[error("topic {topic:?} is {len} bytes, over the limit of {limit}")]
-    TopicTooLong { topic: String, len: usize, limit: usize },
-    #[error("plugin failed: {0}")]
-    Plugin(String),
-}
 
 /// The result of the built-in mapping for one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
