@@ -7,18 +7,19 @@
 pub mod builtin;
 mod plugin;
 
+pub use plugin::{PluginInstance, PluginVersion};
+
 use crate::sink::{Publish, PublishError};
 use crate::source::Message;
-use inflow_plugin::Instance;
 use std::sync::Arc;
 
-/// How one rule maps its messages.
-pub enum Mapper {
+/// How one rule maps its messages: the built-in contract, or an instance of its plugin.
+pub enum Mapper<I = inflow_plugin::Instance> {
     Builtin { parent_topic: String, max_topic_bytes: usize },
-    Plugin { instance: Instance, max_topic_bytes: usize },
+    Plugin { instance: I, max_topic_bytes: usize },
 }
 
-impl Mapper {
+impl<I: PluginInstance> Mapper<I> {
     pub fn map(&mut self, message: &Arc<Message>) -> Result<Vec<Publish>, MapError> {
         match self {
             Mapper::Builtin { parent_topic, max_topic_bytes } => {

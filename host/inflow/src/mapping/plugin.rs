@@ -1,17 +1,57 @@
 //! The plugin mapping: lends a consumed message to a plugin instance and turns what it returns
 //! into the sink's publishes, at this one boundary.
+//!
+//! A rule sees a plugin through two small traits, [`PluginVersion`] (a loaded file, from which
+//! it starts instances) and [`PluginInstance`] (maps one message), implemented by the plugin
+//! runtime's types, so the rule runner can be tested with fakes.
 
 use super::{builtin, MapError};
+use crate::config::RuleConfig;
 use crate::sink::{Publish, QoS};
 use crate::source::Message;
-use inflow_plugin::{Instance, MessageView, Payload, Qos};
+use inflow_plugin::{Instance, MessageView, Payload, Plugin, Qos};
 use std::borrow::Cow;
 use std::sync::Arc;
 
-pub(super) fn map(instance: &mut Instance, message: &Arc<Message>, max_topic_bytes: usize) -> Result<Vec<Publish>, MapError> {
-    let view: Arc<dyn MessageView> = message.clone();
-    // The call is bounded by the rule's CPU deadline; keep it off the async workers' queue.
-    let publishes = tokio::task::block_in_place(|| instance.map(view))?;
+/// One loaded version of a plugin file.
+pub trait PluginVersion: Send + Sync + 'static {
+    type Instance: PluginInstance;
+    /// Starts an instance for the rule, with its config string, context and limits.
+    fn instantiate(this: &Arc<Self>, rule: &RuleConfig) -> Result<Self::Instance, String>;
+    fn name(&self) -> &str;
+    /// The hash of the file's content.
+    fn version(&self) -> &str;
+}
+
+/// One plugin instance serving one rule: maps messages one at a time.
+pub trait PluginInstance: Send + 'static {
+    fn map(&mut self, message: &Arc<Message>) -> Result<Vec<inflow_plugin::Publish>, inflow_plugin::MapError>;
+}
+
+impl PluginVersion for Plugin {
+    type Instance = Instance;
+    fn instantiate(this: &Arc<Self>, rule: &RuleConfig) -> Result<Instance, String> {
+        let config = rule.plugin.as_ref().map_or("", |p| p.config.as_str());
+        this.instantiate(rule.plugin_context(), config, rule.plugin_limits()).map_err(|e| e.to_string())
+    }
+    fn name(&self) -> &str {
+        Plugin::name(self)
+    }
+    fn version(&self) -> &str {
+        self.content_hash()
+    }
+}
+
+impl PluginInstance for Instance {
+    fn map(&mut self, message: &Arc<Message>) -> Result<Vec<inflow_plugin::Publish>, inflow_plugin::MapError> {
+        let view: Arc<dyn MessageView> = message.clone();
+        // The call is bounded by the rule's CPU deadline; keep it off the async workers' queue.
+        tokio::task::block_in_place(|| Instance::map(self, view))
+    }
+}
+
+pub(super) fn map<I: PluginInstance>(instance: &mut I, message: &Arc<Message>, max_topic_bytes: usize) -> Result<Vec<Publish>, MapError> {
+    let publishes = instance.map(message)?;
     publishes.into_iter().map(|p| from_plugin(p, message, max_topic_bytes)).collect()
 }
 

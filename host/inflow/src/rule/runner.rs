@@ -1,14 +1,13 @@
-//! One rule at work: consume, map, publish in order, and acknowledge each RocketMQ message only
-//! once every publish it produced is acknowledged by MQTT.
+//! The at-least-once core: consume, map, publish in order, and acknowledge each RocketMQ message
+//! only once every publish it produced is complete. Generic over its [`Source`], [`Publisher`]
+//! and [`PluginVersion`], so its unit tests (`tests.rs`) run it on in-memory fakes.
 
 use super::status::{RuleCounters, RuleStatus};
 use crate::config::{OnError, RuleConfig};
-use crate::mapping::Mapper;
-use crate::sink::{Delivery, PublishError, Sink};
-use crate::source::{self, Message};
+use crate::mapping::{MapError, Mapper, PluginVersion};
+use crate::sink::{Delivery, PublishError, Publisher};
+use crate::source::{Message, MessageQueue, Source, Subscription};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use inflow_plugin::Plugin;
-use rocketmq_remoting::{Client, Consumer, MessageQueue};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
@@ -18,12 +17,12 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 /// What a rule needs from the process.
-pub(crate) struct RuleEnv {
-    pub client: Client,
-    pub sink: Sink,
+pub(crate) struct RuleEnv<S, P, V> {
+    pub source: S,
+    pub publisher: P,
     pub max_topic_bytes: usize,
     /// The rule's plugin as the folder watcher sees it (None: no valid file now).
-    pub plugin: Option<watch::Receiver<Option<Arc<Plugin>>>>,
+    pub plugin: Option<watch::Receiver<Option<Arc<V>>>>,
     /// How long in-flight publishes may take to complete once the rule is told to stop.
     pub drain_grace: Duration,
 }
@@ -37,7 +36,13 @@ enum Outcome {
 
 type Pending = Pin<Box<dyn Future<Output = (MessageQueue, Arc<Message>, Result<(), PublishError>)> + Send>>;
 
-pub(crate) async fn run(rule: RuleConfig, mut env: RuleEnv, mut stop: watch::Receiver<bool>, status: watch::Sender<RuleStatus>, counters: Arc<RuleCounters>) {
+pub(crate) async fn run<S: Source, P: Publisher, V: PluginVersion>(
+    rule: RuleConfig,
+    mut env: RuleEnv<S, P, V>,
+    mut stop: watch::Receiver<bool>,
+    status: watch::Sender<RuleStatus>,
+    counters: Arc<RuleCounters>,
+) {
     let id = rule.id.clone();
     if !rule.enabled {
         let _ = status.send(RuleStatus::Disabled);
@@ -51,11 +56,11 @@ pub(crate) async fn run(rule: RuleConfig, mut env: RuleEnv, mut stop: watch::Rec
         }
         let Some(mut mapper) = mapper(&rule, &mut env, &mut stop, &status).await else { break };
         let _ = status.send(RuleStatus::Starting);
-        let consumer = match Consumer::start(env.client.clone(), source::consumer_config(&rule)).await {
-            Ok(c) => c,
+        let subscription = match env.source.subscribe(&rule).await {
+            Ok(s) => s,
             Err(e) => {
-                error!(rule = %id, error = %e, retry_in_ms = backoff.as_millis() as u64, "rule cannot start its consumer");
-                let _ = status.send(RuleStatus::Failed(e.to_string()));
+                error!(rule = %id, error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "rule cannot start its consumer");
+                let _ = status.send(RuleStatus::Failed(format!("{e:#}")));
                 tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = stop.changed() => {} }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
@@ -65,12 +70,11 @@ pub(crate) async fn run(rule: RuleConfig, mut env: RuleEnv, mut stop: watch::Rec
         let _ = status.send(RuleStatus::Running);
         info!(rule = %id, topic = %rule.source.topic, group = %rule.source.group, parent_topic = %rule.parent_topic,
               mapping = rule.plugin.as_ref().map_or("builtin", |p| p.name.as_str()), "rule started");
-        let mut worker = Worker { rule: &rule, env: &mut env, consumer, pending: FuturesUnordered::new(), counters: &counters };
+        let mut worker = Worker { rule: &rule, env: &mut env, subscription, pending: FuturesUnordered::new(), counters: &counters };
         let outcome = worker.consume(&mut mapper, &mut stop).await;
         worker.drain().await;
-        let consumer = worker.consumer;
-        if let Err(e) = consumer.shutdown().await {
-            warn!(rule = %id, error = %e, "rule could not commit its offsets on stop; uncommitted messages will be delivered again");
+        if let Err(e) = worker.subscription.shutdown().await {
+            warn!(rule = %id, error = %format!("{e:#}"), "rule could not commit its offsets on stop; uncommitted messages will be delivered again");
         }
         match outcome {
             Outcome::Stop => break,
@@ -92,7 +96,12 @@ pub(crate) async fn run(rule: RuleConfig, mut env: RuleEnv, mut stop: watch::Rec
 
 /// The mapper to start with: built-in, or an instance of the plugin's current version (waiting
 /// for a valid file while there is none). None when told to stop meanwhile.
-async fn mapper(rule: &RuleConfig, env: &mut RuleEnv, stop: &mut watch::Receiver<bool>, status: &watch::Sender<RuleStatus>) -> Option<Mapper> {
+async fn mapper<S, P, V: PluginVersion>(
+    rule: &RuleConfig,
+    env: &mut RuleEnv<S, P, V>,
+    stop: &mut watch::Receiver<bool>,
+    status: &watch::Sender<RuleStatus>,
+) -> Option<Mapper<V::Instance>> {
     let Some(plugin_ref) = &rule.plugin else {
         return Some(Mapper::Builtin { parent_topic: rule.parent_topic.clone(), max_topic_bytes: env.max_topic_bytes });
     };
@@ -104,7 +113,7 @@ async fn mapper(rule: &RuleConfig, env: &mut RuleEnv, stop: &mut watch::Receiver
                 let _ = status.send(RuleStatus::WaitingForPlugin);
                 warn!(rule = %rule.id, plugin = %plugin_ref.name, "rule waits for its plugin (no valid file in the plugin folder)");
             }
-            Some(plugin) => match instantiate(rule, &plugin) {
+            Some(plugin) => match V::instantiate(&plugin, rule) {
                 Ok(instance) => return Some(Mapper::Plugin { instance, max_topic_bytes: env.max_topic_bytes }),
                 Err(e) => {
                     error!(rule = %rule.id, error = %e, "rule cannot start its plugin; waiting for a new version");
@@ -119,22 +128,17 @@ async fn mapper(rule: &RuleConfig, env: &mut RuleEnv, stop: &mut watch::Receiver
     }
 }
 
-fn instantiate(rule: &RuleConfig, plugin: &Arc<Plugin>) -> Result<inflow_plugin::Instance, String> {
-    let p = rule.plugin.as_ref().expect("plugin rule");
-    plugin.instantiate(rule.plugin_context(), &p.config, rule.plugin_limits()).map_err(|e| e.to_string())
-}
-
-struct Worker<'a> {
+struct Worker<'a, S: Source, P, V> {
     rule: &'a RuleConfig,
-    env: &'a mut RuleEnv,
-    consumer: Consumer,
+    env: &'a mut RuleEnv<S, P, V>,
+    subscription: S::Subscription,
     /// One future per message whose publishes are in flight.
     pending: FuturesUnordered<Pending>,
     counters: &'a RuleCounters,
 }
 
-impl Worker<'_> {
-    async fn consume(&mut self, mapper: &mut Mapper, stop: &mut watch::Receiver<bool>) -> Outcome {
+impl<S: Source, P: Publisher, V: PluginVersion> Worker<'_, S, P, V> {
+    async fn consume(&mut self, mapper: &mut Mapper<V::Instance>, stop: &mut watch::Receiver<bool>) -> Outcome {
         // Also watched while one message waits for room in the MQTT window.
         let mut stop_mid_message = stop.clone();
         loop {
@@ -146,7 +150,7 @@ impl Worker<'_> {
                         return outcome;
                     }
                 }
-                batch = self.consumer.recv() => {
+                batch = self.subscription.recv() => {
                     let Some(batch) = batch else { return Outcome::Stop };
                     for message in batch.messages {
                         if let Some(outcome) = self.swap_plugin(mapper) {
@@ -168,15 +172,15 @@ impl Worker<'_> {
     }
 
     /// At a message boundary: take a new plugin version if one arrived.
-    fn swap_plugin(&mut self, mapper: &mut Mapper) -> Option<Outcome> {
+    fn swap_plugin(&mut self, mapper: &mut Mapper<V::Instance>) -> Option<Outcome> {
         let rx = self.env.plugin.as_mut()?;
         if !rx.has_changed().unwrap_or(false) {
             return None;
         }
         let Some(plugin) = rx.borrow_and_update().clone() else { return Some(Outcome::PluginGone) };
-        match instantiate(self.rule, &plugin) {
+        match V::instantiate(&plugin, self.rule) {
             Ok(instance) => {
-                info!(rule = %self.rule.id, plugin = %plugin.name(), version = %plugin.content_hash(), "rule switched to a new plugin version");
+                info!(rule = %self.rule.id, plugin = %plugin.name(), version = %plugin.version(), "rule switched to a new plugin version");
                 *mapper = Mapper::Plugin { instance, max_topic_bytes: self.env.max_topic_bytes };
             }
             Err(e) => error!(rule = %self.rule.id, error = %e, "new plugin version cannot start for this rule; the previous one goes on serving"),
@@ -185,18 +189,15 @@ impl Worker<'_> {
     }
 
     /// Maps one message and queues its publishes; `Some` ends the loop (pause).
-    async fn handle(&mut self, mapper: &mut Mapper, queue: &MessageQueue, message: Arc<Message>) -> Option<Outcome> {
+    async fn handle(&mut self, mapper: &mut Mapper<V::Instance>, queue: &MessageQueue, message: Arc<Message>) -> Option<Outcome> {
         self.counters.messages.fetch_add(1, Relaxed);
         let publishes = match mapper.map(&message) {
             Ok(p) => p,
-            Err(e) => {
-                self.counters.mapping_errors.fetch_add(1, Relaxed);
-                return self.on_error(queue, &message, &e.to_string()).await;
-            }
+            Err(e) => return self.on_error(queue, &message, e).await,
         };
         let mut deliveries: Vec<Delivery> = Vec::with_capacity(publishes.len());
         for publish in publishes {
-            match self.env.sink.publish(publish).await {
+            match self.env.publisher.publish(publish).await {
                 Ok(d) => deliveries.push(d),
                 // The sink closes only at shutdown: leave the message unacknowledged.
                 Err(_) => return Some(Outcome::Stop),
@@ -219,36 +220,34 @@ impl Worker<'_> {
         match result {
             Ok(()) => {
                 self.counters.forwarded.fetch_add(1, Relaxed);
-                self.consumer.ack(&queue, message.0.queue_offset);
+                self.subscription.ack(&queue, message.0.queue_offset);
                 None
             }
             Err(PublishError::Closed) => Some(Outcome::Stop),
-            Err(e) => {
-                self.counters.mapping_errors.fetch_add(1, Relaxed);
-                self.on_error(&queue, &message, &e.to_string()).await
-            }
+            Err(e) => self.on_error(&queue, &message, MapError::BrokerRefused(e)).await,
         }
     }
 
     /// The rule's on-error policy for one message.
-    async fn on_error(&mut self, queue: &MessageQueue, message: &Message, error: &str) -> Option<Outcome> {
+    async fn on_error(&mut self, queue: &MessageQueue, message: &Message, error: MapError) -> Option<Outcome> {
+        self.counters.count_error(error.kind());
         let m = &message.0;
         let msg_id = m.message_id();
         match self.rule.on_error {
             OnError::Skip => {
-                warn!(rule = %self.rule.id, msg_id = %msg_id, queue = %queue, offset = m.queue_offset, error, "message skipped");
+                warn!(rule = %self.rule.id, msg_id = %msg_id, queue = %queue, offset = m.queue_offset, error = %error, "message skipped");
                 self.counters.skipped.fetch_add(1, Relaxed);
-                self.consumer.ack(queue, m.queue_offset);
+                self.subscription.ack(queue, m.queue_offset);
                 None
             }
-            OnError::DeadLetter => match self.consumer.send_back(m, 0).await {
+            OnError::DeadLetter => match self.subscription.send_back(m).await {
                 Ok(()) => {
-                    warn!(rule = %self.rule.id, msg_id = %msg_id, reconsume_times = m.reconsume_times, error, "message sent back for retry / dead letter");
+                    warn!(rule = %self.rule.id, msg_id = %msg_id, reconsume_times = m.reconsume_times, error = %error, "message sent back for retry / dead letter");
                     self.counters.dead_lettered.fetch_add(1, Relaxed);
-                    self.consumer.ack(queue, m.queue_offset);
+                    self.subscription.ack(queue, m.queue_offset);
                     None
                 }
-                Err(e) => Some(Outcome::Pause(format!("message {msg_id} failed ({error}) and could not be sent back: {e}"))),
+                Err(e) => Some(Outcome::Pause(format!("message {msg_id} failed ({error}) and could not be sent back: {e:#}"))),
             },
             OnError::Pause => Some(Outcome::Pause(format!("message {msg_id} at {queue} offset {}: {error}", m.queue_offset))),
         }
@@ -261,7 +260,7 @@ impl Worker<'_> {
             match tokio::time::timeout_at(deadline, self.pending.next()).await {
                 Ok(Some((queue, message, Ok(())))) => {
                     self.counters.forwarded.fetch_add(1, Relaxed);
-                    self.consumer.ack(&queue, message.0.queue_offset);
+                    self.subscription.ack(&queue, message.0.queue_offset);
                 }
                 // Failed or cut short: not acknowledged, so delivered again later.
                 Ok(Some((_, _, Err(_)))) => {}
@@ -279,3 +278,6 @@ impl Worker<'_> {
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
+
+#[cfg(test)]
+mod tests;

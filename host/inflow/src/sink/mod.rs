@@ -13,6 +13,7 @@ mod tls;
 use crate::config::MqttConfig;
 pub use publish::{Publish, QoS};
 use session::Entry;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
@@ -30,7 +31,16 @@ pub enum PublishError {
 /// The completion of one publish.
 pub struct Delivery(oneshot::Receiver<Result<(), PublishError>>);
 
+/// Completes a [`Delivery`]; dropped unsent, the delivery completes with [`PublishError::Closed`].
+pub type Completion = oneshot::Sender<Result<(), PublishError>>;
+
 impl Delivery {
+    /// A delivery and the sender that completes it.
+    pub fn channel() -> (Completion, Delivery) {
+        let (done, rx) = oneshot::channel();
+        (done, Delivery(rx))
+    }
+
     pub async fn wait(self) -> Result<(), PublishError> {
         self.0.await.unwrap_or(Err(PublishError::Closed))
     }
@@ -40,6 +50,18 @@ pub(crate) enum Command {
     Publish(Entry),
     /// Wait up to the duration for outstanding publishes, then DISCONNECT and end.
     Close(Duration, oneshot::Sender<()>),
+}
+
+/// Where a rule's publishes go: the seam between the rule runner and the MQTT connection.
+pub trait Publisher: Clone + Send + Sync + 'static {
+    /// Queues a publish once there is room; the delivery completes when it is acknowledged.
+    fn publish(&self, publish: Publish) -> impl Future<Output = Result<Delivery, PublishError>> + Send;
+}
+
+impl Publisher for Sink {
+    fn publish(&self, publish: Publish) -> impl Future<Output = Result<Delivery, PublishError>> + Send {
+        Sink::publish(self, publish)
+    }
 }
 
 /// A handle to the MQTT connection; cheap to clone, shared by all rules.
@@ -67,9 +89,9 @@ impl Sink {
     /// Queues a publish once the window has room; the returned delivery completes on its ack.
     pub async fn publish(&self, publish: Publish) -> Result<Delivery, PublishError> {
         let permit = self.window.clone().acquire_owned().await.map_err(|_| PublishError::Closed)?;
-        let (done, rx) = oneshot::channel();
+        let (done, delivery) = Delivery::channel();
         self.commands.send(Command::Publish(Entry { publish, done, permit })).map_err(|_| PublishError::Closed)?;
-        Ok(Delivery(rx))
+        Ok(delivery)
     }
 
     /// Whether the broker connection is up now.

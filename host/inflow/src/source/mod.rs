@@ -1,7 +1,14 @@
 //! The RocketMQ side: one client per process and one cluster consumer per rule.
+//!
+//! A rule reads its messages through two small traits, [`Source`] (start consuming) and
+//! [`Subscription`] (batches, ack, send back), so the rule runner can be tested with in-memory
+//! fakes; [`RocketMq`] and [`Consumer`] are the real ones.
 
 use crate::config::{RocketMqConfig, RuleConfig, StartFrom};
-use rocketmq_remoting::{Client, ClientConfig, ConsumerConfig, Credentials, MessageExt, StartPosition};
+use rocketmq_remoting::{Client, ClientConfig, Consumer, ConsumerConfig, Credentials, MessageExt, StartPosition};
+use std::future::Future;
+
+pub use rocketmq_remoting::MessageQueue;
 
 /// The client all rules (and `inflow send`) share.
 pub fn client(config: &RocketMqConfig) -> Result<Client, rocketmq_remoting::Error> {
@@ -29,3 +36,55 @@ pub fn consumer_config(rule: &RuleConfig) -> ConsumerConfig {
 
 /// A consumed RocketMQ message, shared (behind an `Arc`) by the rule runner and the mapping.
 pub struct Message(pub MessageExt);
+
+/// Messages of one queue, in offset order.
+pub struct Batch {
+    pub queue: MessageQueue,
+    pub messages: Vec<MessageExt>,
+}
+
+/// Where a rule's messages come from: starts one subscription per rule run.
+pub trait Source: Send + Sync + 'static {
+    type Subscription: Subscription;
+    fn subscribe(&self, rule: &RuleConfig) -> impl Future<Output = anyhow::Result<Self::Subscription>> + Send;
+}
+
+/// A rule's running subscription: batches in queue order, and what becomes of each message.
+pub trait Subscription: Send + 'static {
+    /// The next batch; None once the subscription ended.
+    fn recv(&mut self) -> impl Future<Output = Option<Batch>> + Send;
+    /// The message is done (delivered, skipped or sent back): its offset may be committed.
+    fn ack(&mut self, queue: &MessageQueue, queue_offset: i64);
+    /// Hands the message to RocketMQ's retry / dead-letter topic of the group.
+    fn send_back(&mut self, message: &MessageExt) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Stops consuming and commits what was acknowledged.
+    fn shutdown(self) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// The real source: cluster consumers on the process's RocketMQ client.
+#[derive(Clone)]
+pub struct RocketMq(pub Client);
+
+impl Source for RocketMq {
+    type Subscription = Consumer;
+    async fn subscribe(&self, rule: &RuleConfig) -> anyhow::Result<Consumer> {
+        Ok(Consumer::start(self.0.clone(), consumer_config(rule)).await?)
+    }
+}
+
+impl Subscription for Consumer {
+    async fn recv(&mut self) -> Option<Batch> {
+        let batch = Consumer::recv(self).await?;
+        Some(Batch { queue: batch.queue, messages: batch.messages })
+    }
+    fn ack(&mut self, queue: &MessageQueue, queue_offset: i64) {
+        Consumer::ack(self, queue, queue_offset)
+    }
+    async fn send_back(&mut self, message: &MessageExt) -> anyhow::Result<()> {
+        // Delay level 0: the broker picks it from the reconsume count, as for a Java consumer.
+        Ok(Consumer::send_back(self, message, 0).await?)
+    }
+    async fn shutdown(self) -> anyhow::Result<()> {
+        Ok(Consumer::shutdown(self).await?)
+    }
+}

@@ -1,11 +1,12 @@
-//! Runs the rules: one task per rule, sharing one RocketMQ client, one MQTT sink and one plugin
-//! runtime. Rules start and stop one by one ([`Supervisor::start_rule`], [`Supervisor::stop_rule`]),
+//! Starts, stops and reports the rules: one task per rule ([`crate::rule`]), sharing one
+//! RocketMQ client, one MQTT sink and one plugin runtime. Rules start and stop one by one ([`Supervisor::start_rule`], [`Supervisor::stop_rule`]),
 //! the building blocks of the admin API and of config hot reload.
 
 pub use crate::rule::{RuleCounters, RuleStatus};
 
 use crate::config::{Config, RuleConfig};
 use crate::sink::Sink;
+use crate::source::RocketMq;
 use anyhow::Context as _;
 use inflow_plugin::{PluginDir, Runtime, RuntimeConfig};
 use crate::rule::{self, RuleEnv};
@@ -89,8 +90,8 @@ impl Supervisor {
             ),
         };
         let env = RuleEnv {
-            client: self.client.clone(),
-            sink: self.sink.clone(),
+            source: RocketMq(self.client.clone()),
+            publisher: self.sink.clone(),
             max_topic_bytes: self.max_topic_bytes,
             plugin,
             drain_grace: self.drain_grace,
