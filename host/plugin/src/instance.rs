@@ -21,7 +21,6 @@ pub enum PluginError {
     Init { plugin: String, reason: String },
 }
 
-
 /// Why one message could not be mapped. The message goes to the rule's
 /// on-error policy; the host and other rules are unaffected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
