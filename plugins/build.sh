@@ -66,22 +66,23 @@ build_python() {
 build_js() {
   local js=$plugins/js
   up_to_date js "$(cat "$js/package-lock.json")" "$js/app.js" && return
-  # All WASI features off: the plugin needs no stdio, clock, random or HTTP.
+  # WASI features off but stdio: the plugin needs no clock, random or HTTP, while
+  # stderr is where the engine writes an uncaught exception (inflow keeps its
+  # tail for the trap report; stdout is discarded).
   (cd "$js" && npx --no-install componentize-js app.js --wit "$wit" --world-name mapping \
-    --disable stdio random clocks http fetch-event -o "$work/js.wasm")
+    --disable random clocks http fetch-event -o "$work/js.wasm")
   publish "$work/js.wasm" js
   record_stamp
 }
 
 build_c() {
-  local c=$plugins/c bindings=$work/c-bindings
-  local wit_bindgen=$guest/cargo/bin/wit-bindgen wasm_tools=$guest/venv/bin/wasm-tools
-  up_to_date c "$("$wit_bindgen" --version) $("$wasm_tools" --version) $(clang --version | head -1)" \
-    "$c"/*.c "$c"/*.h && return
-  rm -rf "$bindings"
-  "$wit_bindgen" c "$wit" --world mapping --out-dir "$bindings" >/dev/null
-  # wasi-libc (preview1) core module, then the reactor adapter turns it into a
-  # component importing WASI preview2, as inflow expects.
+  local c=$plugins/c bindings=$plugins/c/bindings
+  local wasm_tools=$guest/venv/bin/wasm-tools
+  up_to_date c "$("$wasm_tools" --version) $(clang --version | head -1)" \
+    "$c"/*.c "$c"/*.h "$bindings"/* && return
+  # The bindings are committed (plugins/c/check-bindings.sh keeps them in step
+  # with the WIT); wasi-libc (preview1) core module, then the reactor adapter
+  # turns it into a component importing WASI preview2, as inflow expects.
   clang --target=wasm32-wasi --sysroot=/usr -O2 -mexec-model=reactor -Wl,--strip-debug -Wall -Wextra -Werror \
     -I "$bindings" -o "$work/c-core.wasm" \
     "$c"/*.c "$bindings/mapping.c" "$bindings/mapping_component_type.o"

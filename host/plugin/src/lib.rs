@@ -11,16 +11,28 @@
 //! * [`PluginDir`]: watches the plugin folder and hands out the current
 //!   version of each plugin through `tokio::sync::watch` receivers.
 
+//!
+//! Modules, each importing only those listed after it:
+//! `dir` (the folder) → `instance` (the call path) → `plugin` (loading) →
+//! `runtime` (engine, ticker, cache) → `bindings` (WIT bindings, host imports)
+//! → `state` (the store) → `sandbox` (memory cap, CPU clock, log), `stderr`,
+//! `cache`, `owned`, `types`.
+
+mod bindings;
 mod cache;
 mod dir;
 mod instance;
 mod owned;
+mod plugin;
 mod runtime;
+mod sandbox;
+mod state;
 mod stderr;
 mod types;
 
 pub use dir::{DirCounters, PluginDir};
-pub use instance::{Instance, MapError};
+pub use instance::{Instance, MapError, PluginError};
 pub use owned::OwnedMessage;
-pub use runtime::{LoadError, LoadOptions, Plugin, PluginError, Runtime, RuntimeConfig, RuntimeError};
+pub use plugin::{LoadError, LoadOptions, Plugin};
+pub use runtime::{Runtime, RuntimeConfig, RuntimeError};
 pub use types::{Limits, MessageView, Payload, Publish, Qos, RuleContext};
