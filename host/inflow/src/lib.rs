@@ -9,8 +9,10 @@
 //! * [`mapping`]: a message to publishes (built-in property contract, plugins)
 //! * [`rule`]: one rule at work over a source, a mapping and a sink
 //! * [`supervisor`]: starts, stops and reports the rules
+//! * [`admin`]: the admin HTTP server (health, readiness, metrics)
 //! * [`cli`]: the `inflow` commands
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod mapping;

@@ -1,3 +1,4 @@
+use crate::admin::{self, AdminState};
 use crate::config;
 use crate::supervisor::Supervisor;
 use std::path::PathBuf;
@@ -23,9 +24,14 @@ pub fn run(args: RunArgs) -> i32 {
             return 2;
         }
     };
+    if let Err(e) = config.admin.check_token() {
+        eprintln!("{}: {e}", args.config.display());
+        return 2;
+    }
     let grace = Duration::from_secs(args.stop_grace);
     super::runtime().block_on(async move {
         let rules = config.rules.len();
+        let admin_config = config.admin.clone();
         let supervisor = match Supervisor::start(config, grace).await {
             Ok(s) => s,
             Err(e) => {
@@ -33,6 +39,11 @@ pub fn run(args: RunArgs) -> i32 {
                 return 1;
             }
         };
+        let admin_state = AdminState { rules: supervisor.rules(), sink: supervisor.sink().clone() };
+        if let Err(e) = admin::start(&admin_config, admin_state).await {
+            error!(error = %format!("{e:#}"), "inflow cannot start");
+            return 1;
+        }
         info!(rules, "inflow running");
         let signal = wait_for_signal().await;
         info!(signal, "stopping: no more pulls; finishing and acknowledging what is in flight");

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -191,19 +191,26 @@ impl<S: Source, P: Publisher, V: PluginVersion> Worker<'_, S, P, V> {
     /// Maps one message and queues its publishes; `Some` ends the loop (pause).
     async fn handle(&mut self, mapper: &mut Mapper<V::Instance>, queue: &MessageQueue, message: Arc<Message>) -> Option<Outcome> {
         self.counters.messages.fetch_add(1, Relaxed);
-        let publishes = match mapper.map(&message) {
+        let started = Instant::now();
+        let mapped = mapper.map(&message);
+        self.counters.map_seconds.observe(started.elapsed().as_secs_f64());
+        let publishes = match mapped {
             Ok(p) => p,
             Err(e) => return self.on_error(queue, &message, e).await,
         };
         let mut deliveries: Vec<Delivery> = Vec::with_capacity(publishes.len());
         for publish in publishes {
+            let qos = publish.qos;
             match self.env.publisher.publish(publish).await {
-                Ok(d) => deliveries.push(d),
+                Ok(d) => {
+                    self.counters.count_publish(qos);
+                    deliveries.push(d);
+                }
                 // The sink closes only at shutdown: leave the message unacknowledged.
                 Err(_) => return Some(Outcome::Stop),
             }
         }
-        self.counters.publishes.fetch_add(deliveries.len() as u64, Relaxed);
+        self.counters.in_flight.fetch_add(1, Relaxed);
         let queue = queue.clone();
         self.pending.push(Box::pin(async move {
             for d in deliveries {
@@ -217,9 +224,10 @@ impl<S: Source, P: Publisher, V: PluginVersion> Worker<'_, S, P, V> {
     }
 
     async fn delivered(&mut self, queue: MessageQueue, message: Arc<Message>, result: Result<(), PublishError>) -> Option<Outcome> {
+        self.counters.in_flight.fetch_sub(1, Relaxed);
         match result {
             Ok(()) => {
-                self.counters.forwarded.fetch_add(1, Relaxed);
+                self.counters.count_forwarded();
                 self.subscription.ack(&queue, message.0.queue_offset);
                 None
             }
@@ -259,13 +267,17 @@ impl<S: Source, P: Publisher, V: PluginVersion> Worker<'_, S, P, V> {
         while !self.pending.is_empty() {
             match tokio::time::timeout_at(deadline, self.pending.next()).await {
                 Ok(Some((queue, message, Ok(())))) => {
-                    self.counters.forwarded.fetch_add(1, Relaxed);
+                    self.counters.in_flight.fetch_sub(1, Relaxed);
+                    self.counters.count_forwarded();
                     self.subscription.ack(&queue, message.0.queue_offset);
                 }
                 // Failed or cut short: not acknowledged, so delivered again later.
-                Ok(Some((_, _, Err(_)))) => {}
+                Ok(Some((_, _, Err(_)))) => {
+                    self.counters.in_flight.fetch_sub(1, Relaxed);
+                }
                 Ok(None) => break,
                 Err(_) => {
+                    self.counters.in_flight.fetch_sub(self.pending.len() as u64, Relaxed);
                     warn!(rule = %self.rule.id, unfinished = self.pending.len(), "stop grace over; unacknowledged messages will be delivered again");
                     break;
                 }

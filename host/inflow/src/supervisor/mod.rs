@@ -11,8 +11,8 @@ use anyhow::Context as _;
 use inflow_plugin::{PluginDir, Runtime, RuntimeConfig};
 use crate::rule::{self, RuleEnv};
 use rocketmq_remoting::Client;
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -20,9 +20,27 @@ use tokio::task::JoinHandle;
 struct RuleHandle {
     config: RuleConfig,
     stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// The rules as the admin server and the metrics see them; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Rules(Arc<RwLock<BTreeMap<String, RuleView>>>);
+
+struct RuleView {
     status: watch::Receiver<RuleStatus>,
     counters: Arc<RuleCounters>,
-    task: JoinHandle<()>,
+}
+
+impl Rules {
+    /// Every rule now, in id order.
+    pub fn snapshot(&self) -> Vec<RuleReport> {
+        let rules = self.0.read().unwrap_or_else(|e| e.into_inner());
+        rules
+            .iter()
+            .map(|(id, v)| RuleReport { id: id.clone(), status: v.status.borrow().clone(), counters: v.counters.clone() })
+            .collect()
+    }
 }
 
 pub struct Supervisor {
@@ -32,6 +50,9 @@ pub struct Supervisor {
     max_topic_bytes: usize,
     drain_grace: Duration,
     rules: BTreeMap<String, RuleHandle>,
+    view: Rules,
+    /// Kept for a rule id across its restarts, so its counters stay monotonic.
+    counters: HashMap<String, Arc<RuleCounters>>,
 }
 
 /// A rule as the supervisor reports it.
@@ -66,6 +87,8 @@ impl Supervisor {
             max_topic_bytes: config.mqtt.max_topic_bytes,
             drain_grace,
             rules: BTreeMap::new(),
+            view: Rules::default(),
+            counters: HashMap::new(),
         };
         for rule in config.rules {
             supervisor.start_rule(rule)?;
@@ -98,9 +121,10 @@ impl Supervisor {
         };
         let (stop, stop_rx) = watch::channel(false);
         let (status_tx, status) = watch::channel(RuleStatus::Starting);
-        let counters = Arc::new(RuleCounters::default());
+        let counters = self.counters.entry(rule.id.clone()).or_default().clone();
         let task = tokio::spawn(rule::run(rule.clone(), env, stop_rx, status_tx, counters.clone()));
-        self.rules.insert(rule.id.clone(), RuleHandle { config: rule, stop, status, counters, task });
+        self.view.0.write().unwrap_or_else(|e| e.into_inner()).insert(rule.id.clone(), RuleView { status, counters });
+        self.rules.insert(rule.id.clone(), RuleHandle { config: rule, stop, task });
         Ok(())
     }
 
@@ -109,14 +133,13 @@ impl Supervisor {
         let handle = self.rules.remove(id)?;
         let _ = handle.stop.send(true);
         let _ = handle.task.await;
+        self.view.0.write().unwrap_or_else(|e| e.into_inner()).remove(id);
         Some(handle.config)
     }
 
-    pub fn report(&self) -> Vec<RuleReport> {
-        self.rules
-            .iter()
-            .map(|(id, h)| RuleReport { id: id.clone(), status: h.status.borrow().clone(), counters: h.counters.clone() })
-            .collect()
+    /// The rules, for the admin server.
+    pub fn rules(&self) -> Rules {
+        self.view.clone()
     }
 
     /// Stops every rule (in parallel), then closes the MQTT connection.
