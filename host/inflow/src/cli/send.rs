@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct SendArgs {
-    /// Name server(s), host:port, separated by ';' (or take them from --config).
+    /// Name server(s), host:port, separated by ';' or ',' (or take them from --config).
     #[arg(long, env = config::env::ROCKETMQ_NAMESRV, required_unless_present = "config")]
     pub namesrv: Option<String>,
     /// Take the name servers, credentials and namespace from this inflow config.
@@ -59,10 +59,10 @@ pub fn send(args: SendArgs) -> i32 {
 fn send_all(args: SendArgs) -> anyhow::Result<()> {
     let mut rmq = match &args.config {
         Some(path) => config::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?.rocketmq,
-        None => RocketMqConfig { namesrv: Vec::new(), access_key: None, secret_key: None, namespace: None },
+        None => RocketMqConfig::default(),
     };
     if let Some(list) = &args.namesrv {
-        rmq.namesrv = list.split(';').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        rmq.namesrv = config::namesrv_list([list.as_str()]);
     }
     if let (Some(ak), Some(sk)) = (&args.access_key, &args.secret_key) {
         rmq.access_key = Some(ak.clone());

@@ -1,12 +1,25 @@
 //! Configuration: one TOML file, secrets overridable from the environment, and validation that
 //! reports every mistake at once, each with its place and the fix.
+//!
+//! `raw` is the file as written and `model` what the service runs with. `validate` checks the
+//! whole file: its sections in `sections`, each rule on its own in `rule` (also reachable alone,
+//! as [`validate_rule`], for the admin API) and the rules against each other in `rule_set`.
+//! [`topic`] matches MQTT topic filters; `address` reads name-server lists and other addresses.
 
+mod address;
+mod error;
 mod model;
 mod raw;
+mod rule;
+mod rule_set;
+mod sections;
+pub mod topic;
 mod validate;
 
+pub use address::namesrv_list;
+pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
-pub use validate::{ConfigError, ConfigErrors};
+pub use rule::{validate_rule, PluginLookup};
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +30,8 @@ pub mod env {
     pub const ROCKETMQ_SECRET_KEY: &str = "INFLOW_ROCKETMQ_SECRET_KEY";
     pub const MQTT_USERNAME: &str = "INFLOW_MQTT_USERNAME";
     pub const MQTT_PASSWORD: &str = "INFLOW_MQTT_PASSWORD";
+    /// The admin API's bearer token; only ever from the environment.
+    pub const ADMIN_TOKEN: &str = "INFLOW_ADMIN_TOKEN";
 }
 
 /// Where the lookups validation needs come from, so tests can supply their own.
@@ -33,6 +48,11 @@ pub fn plugin_file(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.wasm"))
 }
 
+/// Whether the plugin `name` is in `dir` on disk.
+pub(crate) fn plugin_on_disk(dir: &Path, name: &str) -> bool {
+    plugin_file(dir, name).is_file()
+}
+
 /// Reads and validates a config file, taking secrets from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -44,8 +64,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     })?;
     let base_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let exists = |dir: &Path, name: &str| plugin_file(dir, name).is_file();
-    parse(&text, &Context { base_dir, env: &env, plugin_exists: &exists })
+    parse(&text, &Context { base_dir, env: &env, plugin_exists: &plugin_on_disk })
 }
 
 /// Parses and validates config text.

@@ -2,7 +2,9 @@
 //!
 //! Built only by [`super::load`] / [`super::parse`]: every value here has passed validation.
 
+use super::{env, ConfigError};
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -31,6 +33,11 @@ pub struct Config {
     pub rocketmq: RocketMqConfig,
     pub mqtt: MqttConfig,
     pub plugins: PluginsConfig,
+    pub admin: AdminConfig,
+    /// The rules folder (`[rules] dir`): one `<id>.toml` per rule, beside the `[[rule]]`s of the
+    /// file. Absolute; by default `rules.d` beside the config file. Not read by the loader.
+    pub rules_dir: PathBuf,
+    /// The `[[rule]]`s of the file.
     pub rules: Vec<RuleConfig>,
 }
 
@@ -40,6 +47,27 @@ pub struct RocketMqConfig {
     pub access_key: Option<String>,
     pub secret_key: Option<Secret>,
     pub namespace: Option<String>,
+    /// How often consumed offsets are committed to the broker. What was delivered since the last
+    /// commit is delivered again after a crash: shorter means fewer duplicates, more requests.
+    pub commit_interval: Duration,
+}
+
+impl RocketMqConfig {
+    pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+}
+
+/// No name servers and no ACL, the rest defaulted: for commands that take the name servers from
+/// their flags.
+impl Default for RocketMqConfig {
+    fn default() -> Self {
+        RocketMqConfig {
+            namesrv: Vec::new(),
+            access_key: None,
+            secret_key: None,
+            namespace: None,
+            commit_interval: Self::DEFAULT_COMMIT_INTERVAL,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +90,11 @@ pub struct MqttConfig {
     pub max_inflight: u16,
     /// Longest topic (UTF-8 bytes) the broker accepts; longer ones are mapping errors.
     pub max_topic_bytes: usize,
+    /// Largest MQTT packet the broker accepts, as the operator states it. An MQTT 3.1.1 broker
+    /// cannot announce its limit (it closes the connection on a larger packet), so a publish
+    /// whose encoded packet is larger is refused before sending. `None`: no limit stated (under
+    /// MQTT 5 the broker's announced maximum applies).
+    pub max_packet_bytes: Option<u32>,
     pub connect_timeout: Duration,
 }
 
@@ -80,6 +113,40 @@ pub struct TlsConfig {
 pub struct PluginsConfig {
     pub dir: PathBuf,
     pub cache_dir: PathBuf,
+}
+
+/// The admin HTTP server (rules API, health, readiness, metrics, console).
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Where it listens; `None` when turned off. Default `127.0.0.1:9464`.
+    pub listen: Option<SocketAddr>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// The bearer token clients must send, from the environment variable `INFLOW_ADMIN_TOKEN`
+    /// only (never from the file).
+    pub token: Option<Secret>,
+}
+
+impl AdminConfig {
+    pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9464);
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+    /// Refuses a server reachable from other hosts without a token. Not part of validation,
+    /// because `inflow check` may run without the service's environment; `inflow run` calls it.
+    pub fn check_token(&self) -> Result<(), ConfigError> {
+        match self.listen {
+            Some(addr) if !addr.ip().is_loopback() && self.token.is_none() => Err(ConfigError::new(
+                "[admin] listen",
+                format!("the admin API would listen on {addr}, reachable from other hosts, without a token"),
+                format!(
+                    "set the environment variable {} to a long random string (clients send it as \
+                     `Authorization: Bearer <token>`), or listen on 127.0.0.1",
+                    env::ADMIN_TOKEN
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,8 +187,15 @@ pub struct RuleConfig {
     pub enabled: bool,
     pub source: SourceConfig,
     pub parent_topic: String,
+    /// MQTT topic filters the rule may publish to besides its parent topic and what is under it.
+    /// Valid filters, none reaching another rule's parent topic.
+    pub allow_topics: Vec<String>,
     pub plugin: Option<PluginRef>,
     pub on_error: OnError,
+    /// How many workers map the rule's messages at once, each with its own plugin instance, so
+    /// messages of different queues are mapped in parallel (order per queue holds). 1..=64;
+    /// default: the number of cores.
+    pub workers: usize,
     pub limits: RuleLimits,
 }
 

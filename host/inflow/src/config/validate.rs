@@ -1,53 +1,16 @@
+//! The whole file: its sections checked one by one and its `[[rule]]`s each checked on its own
+//! and against the rules before it, with every mistake of the file reported in one answer.
+
+use super::error::{ConfigErrors, Errors};
 use super::model::*;
 use super::raw::*;
-use super::{env, Context};
+use super::rule::{check_rule, unreadable_rule, PluginLookup};
+use super::rule_set::RuleSet;
+use super::sections::*;
+use super::Context;
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-/// One mistake in the config: where, what, and how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub place: String,
-    pub problem: String,
-    pub fix: String,
-}
-
-/// Every mistake found in one config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl ConfigErrors {
-    pub fn single(place: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        ConfigErrors(vec![ConfigError { place: place.into(), problem: problem.into(), fix: fix.into() }])
-    }
-}
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} problem(s) in the config:", self.0.len())?;
-        for e in &self.0 {
-            writeln!(f, "  {}: {}\n      fix: {}", e.place, e.problem, e.fix)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
-#[derive(Default)]
-struct Errors(Vec<ConfigError>);
-
-impl Errors {
-    fn add(&mut self, place: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) {
-        self.0.push(ConfigError { place: place.into(), problem: problem.into(), fix: fix.into() });
-    }
-}
-
-const TOP_LEVEL: [&str; 4] = ["rocketmq", "mqtt", "plugins", "rule"];
-const DEFAULT_MAX_TOPIC_BYTES: usize = 65535;
+const TOP_LEVEL: [&str; 6] = ["rocketmq", "mqtt", "plugins", "admin", "rules", "rule"];
 
 pub fn parse(text: &str, ctx: &Context<'_>) -> Result<Config, ConfigErrors> {
     let mut errors = Errors::default();
@@ -64,14 +27,19 @@ pub fn parse(text: &str, ctx: &Context<'_>) -> Result<Config, ConfigErrors> {
     let rocketmq: RawRocketMq = section(&table, "rocketmq", &mut errors).unwrap_or_default();
     let mqtt: RawMqtt = section(&table, "mqtt", &mut errors).unwrap_or_default();
     let plugins: RawPlugins = section(&table, "plugins", &mut errors).unwrap_or_default();
+    let admin: RawAdmin = section(&table, "admin", &mut errors).unwrap_or_default();
+    let rules_folder: RawRulesFolder = rules_folder_section(&table, &mut errors).unwrap_or_default();
 
     let rocketmq = check_rocketmq(rocketmq, ctx, &mut errors);
     let mqtt = check_mqtt(mqtt, ctx, &mut errors);
     let plugins = check_plugins(plugins, ctx.base_dir);
-    let rules = check_rules(&table, &plugins.dir, ctx, &mut errors);
+    let admin = check_admin(admin, ctx, &mut errors);
+    let rules_dir = check_rules_folder(rules_folder, ctx.base_dir);
+    let lookup = PluginLookup { dir: &plugins.dir, exists: ctx.plugin_exists };
+    let rules = check_rules(&table, &lookup, &mut errors);
 
-    match (errors.0.is_empty(), rocketmq, mqtt) {
-        (true, Some(rocketmq), Some(mqtt)) => Ok(Config { rocketmq, mqtt, plugins, rules }),
+    match (rocketmq, mqtt) {
+        (Some(rocketmq), Some(mqtt)) => errors.into_result(Config { rocketmq, mqtt, plugins, admin, rules_dir, rules }),
         _ => Err(ConfigErrors(errors.0)),
     }
 }
@@ -87,201 +55,22 @@ fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, error
     }
 }
 
+/// `[rules]`, with a fix of its own for `[[rules]]` written for `[[rule]]`.
+fn rules_folder_section(table: &toml::Table, errors: &mut Errors) -> Option<RawRulesFolder> {
+    if let Some(toml::Value::Array(_)) = table.get("rules") {
+        errors.add("[[rules]]", "rules are written [[rule]], not [[rules]]", "rename each [[rules]] to [[rule]]; [rules] holds only dir, the rules folder");
+        return None;
+    }
+    section(table, "rules", errors)
+}
+
 /// serde's message without the trailing location noise toml adds for values (it has no span here).
 fn clean(e: &toml::de::Error) -> String {
     e.message().trim().to_string()
 }
 
-fn check_rocketmq(raw: RawRocketMq, ctx: &Context<'_>, errors: &mut Errors) -> Option<RocketMqConfig> {
-    let namesrv: Vec<String> = match (ctx.env)(env::ROCKETMQ_NAMESRV) {
-        Some(list) => list.split(';').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-        None => raw.namesrv,
-    };
-    let mut ok = true;
-    if namesrv.is_empty() {
-        ok = false;
-        errors.add(
-            "[rocketmq] namesrv",
-            "no name server given",
-            format!("set namesrv = [\"host:9876\"] or the environment variable {}", env::ROCKETMQ_NAMESRV),
-        );
-    }
-    for (i, addr) in namesrv.iter().enumerate() {
-        if parse_host_port(addr).is_none() {
-            ok = false;
-            errors.add(
-                format!("[rocketmq] namesrv[{i}]"),
-                format!("{addr:?} is not host:port"),
-                "write each name server as host:port, e.g. \"127.0.0.1:9876\"",
-            );
-        }
-    }
-    let access_key = (ctx.env)(env::ROCKETMQ_ACCESS_KEY).or(raw.access_key).filter(|s| !s.is_empty());
-    let secret_key = (ctx.env)(env::ROCKETMQ_SECRET_KEY).or(raw.secret_key).filter(|s| !s.is_empty());
-    if access_key.is_some() != secret_key.is_some() {
-        ok = false;
-        errors.add(
-            "[rocketmq] access_key / secret_key",
-            "only one of the two ACL credentials is set",
-            format!(
-                "set both (secret_key may come from {}) or neither",
-                env::ROCKETMQ_SECRET_KEY
-            ),
-        );
-    }
-    let namespace = raw.namespace.filter(|s| !s.is_empty());
-    if let Some(ns) = &namespace {
-        if !is_rocketmq_name(ns) {
-            ok = false;
-            errors.add("[rocketmq] namespace", format!("{ns:?} has characters RocketMQ refuses"), "use letters, digits, '-' and '_' only");
-        }
-    }
-    ok.then(|| RocketMqConfig { namesrv, access_key, secret_key: secret_key.map(Secret::new), namespace })
-}
-
-fn check_mqtt(raw: RawMqtt, ctx: &Context<'_>, errors: &mut Errors) -> Option<MqttConfig> {
-    let mut ok = true;
-    let url = raw.url.unwrap_or_default();
-    let endpoint = match parse_mqtt_url(&url) {
-        Ok(e) => Some(e),
-        Err(problem) => {
-            ok = false;
-            errors.add("[mqtt] url", problem, "write mqtt://host:port (plain) or mqtts://host:port (TLS), e.g. \"mqtt://127.0.0.1:1883\"");
-            None
-        }
-    };
-    let protocol = match raw.protocol.as_deref().unwrap_or("5") {
-        "5" | "5.0" => Protocol::V5,
-        "3.1.1" | "4" => Protocol::V311,
-        other => {
-            ok = false;
-            errors.add("[mqtt] protocol", format!("unknown MQTT protocol {other:?}"), "use \"3.1.1\" or \"5\"");
-            Protocol::V5
-        }
-    };
-    let client_id = raw.client_id.unwrap_or_else(default_client_id);
-    if client_id.is_empty() || client_id.len() > 65535 {
-        ok = false;
-        errors.add("[mqtt] client_id", "empty or too long", "give each inflow host its own client id, e.g. \"inflow-host1\"");
-    }
-    let max_inflight = raw.max_inflight.unwrap_or(256);
-    if !(1..=65535).contains(&max_inflight) {
-        ok = false;
-        errors.add("[mqtt] max_inflight", format!("{max_inflight} is out of range"), "use 1..=65535 (MQTT packet ids); 256 is a good start");
-    }
-    let max_topic_bytes = raw.max_topic_bytes.unwrap_or(DEFAULT_MAX_TOPIC_BYTES);
-    if !(1..=DEFAULT_MAX_TOPIC_BYTES).contains(&max_topic_bytes) {
-        ok = false;
-        errors.add("[mqtt] max_topic_bytes", format!("{max_topic_bytes} is out of range"), "use 1..=65535, the broker's topic length limit");
-    }
-    let keep_alive = raw.keep_alive_secs.unwrap_or(30);
-    if keep_alive > 65535 {
-        ok = false;
-        errors.add("[mqtt] keep_alive_secs", format!("{keep_alive} is out of range"), "use 0..=65535 seconds");
-    }
-    let tls = raw.tls.map(|t| TlsConfig { ca: t.ca, client_cert: t.client_cert, client_key: t.client_key, server_name: t.server_name });
-    if let Some(t) = &tls {
-        if t.client_cert.is_some() != t.client_key.is_some() {
-            ok = false;
-            errors.add("[mqtt.tls]", "client_cert and client_key must be given together", "set both PEM files, or neither");
-        }
-        for (field, path) in [("ca", &t.ca), ("client_cert", &t.client_cert), ("client_key", &t.client_key)] {
-            if let Some(p) = path {
-                let p = ctx.base_dir.join(p);
-                if !p.is_file() {
-                    ok = false;
-                    errors.add(format!("[mqtt.tls] {field}"), format!("{} is not a readable file", p.display()), "give the path of a PEM file");
-                }
-            }
-        }
-    }
-    let tls = tls.map(|t| TlsConfig {
-        ca: t.ca.map(|p| ctx.base_dir.join(p)),
-        client_cert: t.client_cert.map(|p| ctx.base_dir.join(p)),
-        client_key: t.client_key.map(|p| ctx.base_dir.join(p)),
-        server_name: t.server_name,
-    });
-    let (host, port, secure) = endpoint?;
-    if tls.is_some() && !secure {
-        ok = false;
-        errors.add("[mqtt.tls]", "TLS settings given for a plain mqtt:// url", "use an mqtts:// url, or remove [mqtt.tls]");
-    }
-    let username = (ctx.env)(env::MQTT_USERNAME).or(raw.username).filter(|s| !s.is_empty());
-    let password = (ctx.env)(env::MQTT_PASSWORD).or(raw.password).filter(|s| !s.is_empty()).map(Secret::new);
-    ok.then(|| MqttConfig {
-        host,
-        port,
-        tls: if secure { Some(tls.unwrap_or_default()) } else { None },
-        client_id,
-        protocol,
-        username,
-        password,
-        keep_alive: Duration::from_secs(keep_alive),
-        max_inflight: max_inflight as u16,
-        max_topic_bytes,
-        connect_timeout: Duration::from_secs(raw.connect_timeout_secs.unwrap_or(10).max(1)),
-    })
-}
-
-fn default_client_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    match host.trim() {
-        "" => "inflow".to_string(),
-        h => format!("inflow-{h}"),
-    }
-}
-
-/// `mqtt://host[:port]` or `mqtts://host[:port]` → (host, port, tls).
-pub(crate) fn parse_mqtt_url(url: &str) -> Result<(String, u16, bool), String> {
-    let (rest, secure) = if let Some(r) = url.strip_prefix("mqtt://") {
-        (r, false)
-    } else if let Some(r) = url.strip_prefix("mqtts://") {
-        (r, true)
-    } else if url.is_empty() {
-        return Err("no MQTT broker url".into());
-    } else {
-        return Err(format!("{url:?} does not start with mqtt:// or mqtts://"));
-    };
-    let rest = rest.trim_end_matches('/');
-    if rest.contains('/') || rest.contains('@') {
-        return Err(format!("{url:?} has a path or user info; credentials go in username / password"));
-    }
-    let default_port = if secure { 8883 } else { 1883 };
-    let hp = if let Some(host) = rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-        (host.to_string(), default_port)
-    } else if rest.contains(':') {
-        parse_host_port(rest).ok_or_else(|| format!("{url:?} has a bad host or port"))?
-    } else {
-        (rest.to_string(), default_port)
-    };
-    if hp.0.is_empty() {
-        return Err(format!("{url:?} has no host"));
-    }
-    Ok((hp.0, hp.1, secure))
-}
-
-/// `host:port` or `[v6]:port` → (host, port); host without brackets.
-fn parse_host_port(s: &str) -> Option<(String, u16)> {
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (h, p) = rest.split_once("]:")?;
-        (h, p)
-    } else {
-        s.rsplit_once(':')?
-    };
-    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
-    (!host.is_empty() && !host.contains(char::is_whitespace)).then(|| (host.to_string(), port))
-}
-
-fn check_plugins(raw: RawPlugins, base_dir: &Path) -> PluginsConfig {
-    let dir = base_dir.join(raw.dir.unwrap_or_else(|| PathBuf::from("plugins")));
-    let cache_dir = match raw.cache_dir {
-        Some(p) => base_dir.join(p),
-        None => inflow_plugin::RuntimeConfig::default_cache_dir(),
-    };
-    PluginsConfig { dir, cache_dir }
-}
-
-fn check_rules(table: &toml::Table, plugin_dir: &Path, ctx: &Context<'_>, errors: &mut Errors) -> Vec<RuleConfig> {
+/// The `[[rule]]`s that passed every check; the mistakes of the others are in `errors`.
+fn check_rules(table: &toml::Table, plugins: &PluginLookup<'_>, errors: &mut Errors) -> Vec<RuleConfig> {
     let items = match table.get("rule") {
         None => return Vec::new(),
         Some(toml::Value::Array(items)) => items.clone(),
@@ -291,44 +80,25 @@ fn check_rules(table: &toml::Table, plugin_dir: &Path, ctx: &Context<'_>, errors
         }
     };
     let mut rules = Vec::new();
-    // (parent topic / group) → place of the first rule that used it
-    let mut ids: HashMap<String, String> = HashMap::new();
-    let mut parents: HashMap<String, String> = HashMap::new();
-    let mut groups: HashMap<String, String> = HashMap::new();
+    let mut earlier = RuleSet::default();
     for (index, item) in items.into_iter().enumerate() {
-        let id_hint = item.get("id").and_then(|v| v.as_str()).map(str::to_string);
-        let place = match &id_hint {
+        let place = match item.get("id").and_then(|v| v.as_str()) {
             Some(id) => format!("rule[{index}] (id {id:?})"),
             None => format!("rule[{index}]"),
         };
         let raw: RawRule = match item.try_into() {
             Ok(r) => r,
             Err(e) => {
-                errors.add(&place, clean(&e), "use only the documented rule fields: id, description, enabled, source, target, plugin, on_error, limits");
+                errors.0.push(unreadable_rule(&place, clean(&e)));
                 continue;
             }
         };
-        let before = errors.0.len();
-        let rule = check_rule(raw, &place, plugin_dir, ctx, errors);
-        let valid = errors.0.len() == before;
-        // Duplicates are checked for every rule, so a rule with other mistakes still shows them.
-        if let Some(first) = ids.insert(rule.id.clone(), place.clone()) {
-            errors.add(&place, format!("rule id {:?} is also used by {first}", rule.id), "give every rule its own id");
-        }
-        if let Some(first) = parents.insert(rule.parent_topic.clone(), place.clone()) {
-            errors.add(
-                &place,
-                format!("parent topic {:?} is also the target of {first}; one rule per MQTT parent topic", rule.parent_topic),
-                "give one of the two rules another target.parent_topic, or merge them",
-            );
-        }
-        if let Some(first) = groups.insert(rule.source.group.clone(), place.clone()) {
-            errors.add(
-                &place,
-                format!("consumer group {:?} is also used by {first}", rule.source.group),
-                "give each rule its own source.group (or leave it out: it defaults to inflow-<id>)",
-            );
-        }
+        let before = errors.count();
+        let rule = check_rule(raw, &place, plugins, errors);
+        let valid = errors.count() == before;
+        // Every rule joins the set, so a rule with other mistakes still shows what it shares.
+        earlier.check(&rule, &place, errors);
+        earlier.add(&rule, place);
         if valid {
             rules.push(rule);
         }
@@ -336,168 +106,14 @@ fn check_rules(table: &toml::Table, plugin_dir: &Path, ctx: &Context<'_>, errors
     rules
 }
 
-/// The rule as written, with its mistakes added to `errors`.
-fn check_rule(raw: RawRule, place: &str, plugin_dir: &Path, ctx: &Context<'_>, errors: &mut Errors) -> RuleConfig {
-    let id = raw.id.unwrap_or_default();
-    if let Err(problem) = check_rule_id(&id) {
-        errors.add(format!("{place} id"), problem, "use 3 to 64 letters, digits, '-' or '_', with at least one letter or digit");
-    }
-    let (topic, expression, group, start) = match raw.source {
-        None => {
-            errors.add(format!("{place} source"), "missing", "add [rule.source] with topic = \"...\"");
-            (String::new(), String::new(), String::new(), StartFrom::Latest)
-        }
-        Some(s) => {
-            let topic = s.topic.unwrap_or_default();
-            if !is_rocketmq_name(&topic) || topic.len() > 127 {
-                errors.add(
-                    format!("{place} source.topic"),
-                    format!("{topic:?} is not a valid RocketMQ topic"),
-                    "use 1 to 127 letters, digits, '-', '_', '%' or '|'",
-                );
-            }
-            let expression = s.expression.unwrap_or_else(|| "*".to_string());
-            if let Err(problem) = check_expression(&expression) {
-                errors.add(format!("{place} source.expression"), problem, "use \"*\" or tags joined by ||, e.g. \"tagA || tagB\"");
-            }
-            let group = s.group.unwrap_or_else(|| format!("inflow-{id}"));
-            if !is_rocketmq_name(&group) || group.len() > 255 {
-                errors.add(format!("{place} source.group"), format!("{group:?} is not a valid consumer group"), "use letters, digits, '-', '_', '%' or '|'");
-            }
-            let start = match s.start.as_deref().unwrap_or("latest") {
-                "latest" => StartFrom::Latest,
-                "earliest" => StartFrom::Earliest,
-                other => {
-                    errors.add(format!("{place} source.start"), format!("unknown start {other:?}"), "use \"latest\" or \"earliest\"");
-                    StartFrom::Latest
-                }
-            };
-            (topic, expression, group, start)
-        }
-    };
-    let parent_topic = raw.target.and_then(|t| t.parent_topic).unwrap_or_default();
-    if let Err(problem) = check_parent_topic(&parent_topic) {
-        errors.add(format!("{place} target.parent_topic"), problem, "use one MQTT topic level without '/', '+', '#', e.g. \"devices\"");
-    }
-    let plugin = match raw.plugin {
-        None => None,
-        Some(p) => {
-            let name = p.name.unwrap_or_default();
-            if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-                errors.add(format!("{place} plugin.name"), format!("{name:?} is not a plugin name"), "give the file name of the plugin without .wasm, e.g. \"my-mapping\"");
-            } else if !(ctx.plugin_exists)(plugin_dir, &name) {
-                errors.add(
-                    format!("{place} plugin.name"),
-                    format!("unknown plugin {name:?}: no {}", super::plugin_file(plugin_dir, &name).display()),
-                    format!("put {name}.wasm into {} or fix the name", plugin_dir.display()),
-                );
-            }
-            Some(PluginRef { name, config: p.config })
-        }
-    };
-    let on_error = match raw.on_error.as_deref() {
-        None => OnError::DeadLetter,
-        Some(name) => OnError::parse(name).unwrap_or_else(|| {
-            errors.add(format!("{place} on_error"), format!("unknown policy {name:?}"), format!("use one of {}", OnError::NAMES.join(", ")));
-            OnError::DeadLetter
-        }),
-    };
-    let limits = check_limits(raw.limits, place, errors);
-    RuleConfig {
-        id,
-        description: raw.description,
-        enabled: raw.enabled.unwrap_or(true),
-        source: SourceConfig { topic, expression, group, start },
-        parent_topic,
-        plugin,
-        on_error,
-        limits,
-    }
-}
-
-fn check_limits(raw: Option<RawLimits>, place: &str, errors: &mut Errors) -> RuleLimits {
-    let mut limits = RuleLimits::default();
-    let Some(raw) = raw else { return limits };
-    let mut range = |field: &str, value: Option<usize>, min: usize, max: usize, unit: &str| -> Option<usize> {
-        let v = value?;
-        if (min..=max).contains(&v) {
-            Some(v)
-        } else {
-            errors.add(format!("{place} limits.{field}"), format!("{v} is out of range"), format!("use {min}..={max} {unit}"));
-            None
-        }
-    };
-    if let Some(ms) = range("call_deadline_ms", raw.call_deadline_ms.map(|v| v as usize), 1, 60_000, "milliseconds") {
-        limits.call_deadline = Duration::from_millis(ms as u64);
-    }
-    if let Some(mb) = range("memory_mb", raw.memory_mb, 1, 4096, "MiB") {
-        limits.memory_bytes = mb << 20;
-    }
-    if let Some(n) = range("max_publishes", raw.max_publishes, 1, 10_000, "publishes per message") {
-        limits.max_publishes = n;
-    }
-    if let Some(n) = range("max_payload_bytes", raw.max_payload_bytes, 1, 256 << 20, "bytes") {
-        limits.max_payload_bytes = n;
-    }
-    if let Some(n) = range("max_unacked_per_queue", raw.max_unacked_per_queue, 1, 100_000, "messages") {
-        limits.max_unacked_per_queue = n;
-    }
-    limits
-}
-
-pub(crate) fn check_rule_id(id: &str) -> Result<(), String> {
-    if !(3..=64).contains(&id.len()) {
-        return Err(format!("rule id {id:?} has {} characters, not 3 to 64", id.chars().count()));
-    }
-    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
-        return Err(format!("rule id {id:?} contains {c:?}"));
-    }
-    if !id.chars().any(|c| c.is_ascii_alphanumeric()) {
-        return Err(format!("rule id {id:?} has no letter or digit"));
-    }
-    Ok(())
-}
-
-fn check_parent_topic(topic: &str) -> Result<(), String> {
-    if topic.is_empty() {
-        return Err("missing".into());
-    }
-    if let Some(c) = topic.chars().find(|c| matches!(c, '/' | '+' | '#' | '\0')) {
-        return Err(format!("{topic:?} contains {c:?}"));
-    }
-    if topic.starts_with('$') {
-        return Err(format!("{topic:?} starts with '$', which MQTT reserves for the broker"));
-    }
-    if topic.len() > 1024 {
-        return Err(format!("{topic:?} is longer than 1024 bytes"));
-    }
-    Ok(())
-}
-
-fn check_expression(expr: &str) -> Result<(), String> {
-    let expr = expr.trim();
-    if expr.is_empty() {
-        return Err("empty expression".into());
-    }
-    if expr == "*" {
-        return Ok(());
-    }
-    for tag in expr.split("||").map(str::trim) {
-        if tag.is_empty() || tag == "*" || tag.contains('|') {
-            return Err(format!("{expr:?} is not a tag list"));
-        }
-    }
-    Ok(())
-}
-
-fn is_rocketmq_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '%' | '|'))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::{Context, OnError, Protocol};
+    use super::super::address::parse_mqtt_url;
+    use super::super::{ConfigError, Context, OnError, Protocol};
     use super::*;
+    use std::collections::HashMap;
+    use std::path::Path;
+    use std::time::Duration;
 
     const BASE: &str = r#"
 [rocketmq]
@@ -569,18 +185,6 @@ client_id = "c1"
     }
 
     #[test]
-    fn rule_ids() {
-        assert!(check_rule_id("abc").is_ok());
-        assert!(check_rule_id("a_b-C9").is_ok());
-        assert!(check_rule_id(&"a".repeat(64)).is_ok());
-        assert!(check_rule_id("ab").is_err());
-        assert!(check_rule_id(&"a".repeat(65)).is_err());
-        assert!(check_rule_id("a b c").is_err());
-        assert!(check_rule_id("___").is_err());
-        assert!(check_rule_id("ab.c").is_err());
-    }
-
-    #[test]
     fn urls_and_protocols() {
         assert_eq!(parse_mqtt_url("mqtts://broker.example"), Ok(("broker.example".into(), 8883, true)));
         assert_eq!(parse_mqtt_url("mqtt://[::1]:1884"), Ok(("::1".into(), 1884, false)));
@@ -614,5 +218,61 @@ client_id = "c1"
         assert!(!shown.contains("s3cr3t") && !shown.contains("pw-123"), "{shown}");
         let errs = parse_with(BASE, &[("INFLOW_ROCKETMQ_ACCESS_KEY", "ak")]).unwrap_err().0;
         assert!(errs.iter().any(|e| e.problem.contains("only one of the two ACL credentials")), "{errs:#?}");
+    }
+
+    #[test]
+    fn the_example_config_parses() {
+        let exists = |_: &Path, _: &str| true;
+        let lookup = |_: &str| None::<String>;
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"));
+        let text = include_str!("../../../../examples/inflow.toml");
+        let c = parse(text, &Context { base_dir: dir, env: &lookup, plugin_exists: &exists }).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.rules.len(), 2);
+        assert_eq!(c.rocketmq.commit_interval, Duration::from_secs(1));
+        assert_eq!(c.admin.listen, Some(AdminConfig::DEFAULT_LISTEN));
+        assert_eq!(c.rules_dir, dir.join("rules.d"));
+    }
+
+    #[test]
+    fn new_settings_default_and_are_checked() {
+        let c = parse_with(BASE, &[]).unwrap();
+        assert_eq!(c.rocketmq.commit_interval, Duration::from_millis(1000));
+        assert_eq!(c.mqtt.max_packet_bytes, None);
+        assert_eq!((c.admin.listen, c.admin.max_body_bytes), (Some("127.0.0.1:9464".parse().unwrap()), 1 << 20));
+        assert_eq!(c.rules_dir, Path::new("/etc/inflow/rules.d"));
+        let c = parse_with(
+            &format!("{BASE}max_packet_bytes = 2048\n[admin]\nlisten = \"0.0.0.0:9000\"\n[rules]\ndir = \"/var/lib/inflow/rules\"\n"),
+            &[("INFLOW_ADMIN_TOKEN", "t0ken")],
+        )
+        .unwrap();
+        assert_eq!(c.mqtt.max_packet_bytes, Some(2048));
+        assert_eq!(c.admin.listen, Some("0.0.0.0:9000".parse().unwrap()));
+        assert_eq!(c.admin.token.as_ref().map(Secret::expose), Some("t0ken"));
+        assert_eq!(c.rules_dir, Path::new("/var/lib/inflow/rules"));
+        assert!(!format!("{c:?}").contains("t0ken"));
+        for off in ["enabled = false", "listen = \"\""] {
+            assert_eq!(parse_with(&format!("{BASE}[admin]\n{off}\n"), &[]).unwrap().admin.listen, None, "{off}");
+        }
+        let errs = errors(
+            "[rocketmq]\nnamesrv = [\"h:1\"]\ncommit_interval_ms = 50\n[mqtt]\nurl = \"mqtt://h\"\nmax_packet_bytes = 3\n\
+             [admin]\nlisten = \"example.com:80\"\nmax_body_bytes = 1\n[[rules]]\n",
+        );
+        for place in ["[rocketmq] commit_interval_ms", "[mqtt] max_packet_bytes", "[admin] listen", "[admin] max_body_bytes", "[[rules]]"] {
+            assert!(errs.iter().any(|e| e.place == place), "{place}: {errs:#?}");
+        }
+    }
+
+    #[test]
+    fn an_admin_server_beyond_loopback_needs_a_token() {
+        let open = parse_with(&format!("{BASE}[admin]\nlisten = \"0.0.0.0:9464\"\n"), &[]).unwrap().admin;
+        let err = open.check_token().unwrap_err();
+        assert!(err.place == "[admin] listen" && err.fix.contains("INFLOW_ADMIN_TOKEN"), "{err:#?}");
+        assert!(parse_with(BASE, &[]).unwrap().admin.check_token().is_ok());
+    }
+
+    #[test]
+    fn name_servers_from_the_environment_split_like_the_files() {
+        let c = parse_with(BASE, &[("INFLOW_ROCKETMQ_NAMESRV", "a:1,b:2; c:3")]).unwrap();
+        assert_eq!(c.rocketmq.namesrv, ["a:1", "b:2", "c:3"]);
     }
 }
