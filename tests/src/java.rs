@@ -1,12 +1,12 @@
 //! The official Java client (`tests/rig/java/RmqTool.java` through `tests/rig/java.sh`):
 //! produce, consume, inspect offsets, independently of inflow.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::rig::{args, rig_dir};
 use crate::rocketmq::Credentials;
@@ -161,10 +161,11 @@ impl JavaTool {
         self.run("consume", &consume_args(group, topic, expr, &["--count", &count.to_string(), "--timeout", &timeout.as_secs().max(1).to_string()]))
     }
 
-    /// Starts a consumer that stays in `group` for `duration` (so another consumer can share
-    /// the group), returning once it has joined; [`JavaConsumer::finish`] collects its messages.
-    pub fn spawn_consume(&self, group: &str, topic: &str, expr: &str, duration: Duration) -> JavaConsumer {
-        let args = consume_args(group, topic, expr, &["--duration", &duration.as_secs().max(1).to_string()]);
+    /// Starts a consumer that stays in `group` until [`JavaConsumer::finish`] tells it to leave
+    /// (so another consumer can share the group), returning once it has joined with its queues;
+    /// [`JavaConsumer::wait_for`] waits for its messages.
+    pub fn spawn_consume(&self, group: &str, topic: &str, expr: &str) -> JavaConsumer {
+        let args = consume_args(group, topic, expr, &["--stay-until", "stdin-closed"]);
         JavaConsumer::spawn(self.command("consume", &args))
     }
 
@@ -202,11 +203,13 @@ fn consume_args(group: &str, topic: &str, expr: &str, rest: &[&str]) -> Vec<Stri
 }
 
 fn parse_lines(stdout: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("RmqTool printed a bad JSON line ({e}): {l}")))
-        .collect()
+    String::from_utf8_lossy(stdout).lines().filter_map(parse_line).collect()
+}
+
+/// A JSON line of RmqTool's stdout; other lines (none expected) are passed over.
+fn parse_line(line: &str) -> Option<Value> {
+    line.starts_with('{')
+        .then(|| serde_json::from_str(line).unwrap_or_else(|e| panic!("RmqTool printed a bad JSON line ({e}): {line}")))
 }
 
 /// The ids in the trailing `[1, 2]` of an RmqTool status line.
@@ -224,26 +227,42 @@ fn finish(out: Output) -> Result<Vec<Value>, ToolError> {
     }
 }
 
-/// A Java consumer running in the background (see [`JavaTool::spawn_consume`]).
+/// A Java consumer running in the background (see [`JavaTool::spawn_consume`]); it leaves its
+/// group when [`JavaConsumer::finish`] closes its stdin, or when dropped.
 pub struct JavaConsumer {
     /// The ids of the queues it held when it reported itself started (its stderr also ends
     /// with "rmqtool: queues at exit [..]", kept in [`ToolError::stderr`] on failure).
     pub queues_at_start: Vec<u32>,
-    child: Option<Child>,
+    child: Child,
+    /// Held open while the consumer should stay; dropping it tells the consumer to leave.
+    stay: Option<ChildStdin>,
+    messages: Arc<Mutex<Vec<Value>>>,
     stderr: Arc<Mutex<String>>,
-    stderr_reader: Option<thread::JoinHandle<()>>,
+    readers: Vec<thread::JoinHandle<()>>,
 }
 
 impl JavaConsumer {
     fn spawn(mut cmd: Command) -> JavaConsumer {
         let mut child = cmd
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run tests/rig/java.sh: {e}"));
+        let stay = child.stdin.take();
+        let messages = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let (started_tx, started_rx) = mpsc::channel();
-        let reader = {
+        let stdout_reader = {
+            let pipe: ChildStdout = child.stdout.take().expect("stdout is piped");
+            let messages = messages.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    lock(&messages).extend(parse_line(&line));
+                }
+            })
+        };
+        let stderr_reader = {
             let pipe: ChildStderr = child.stderr.take().expect("stderr is piped");
             let stderr = stderr.clone();
             thread::spawn(move || {
@@ -251,59 +270,76 @@ impl JavaConsumer {
                     if line.starts_with("rmqtool: consumer started") {
                         let _ = started_tx.send(parse_queue_list(&line));
                     }
-                    let mut all = stderr.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut all = lock(&stderr);
                     all.push_str(&line);
                     all.push('\n');
                 }
             })
         };
-        let mut consumer = JavaConsumer { queues_at_start: Vec::new(), child: Some(child), stderr, stderr_reader: Some(reader) };
+        let mut consumer = JavaConsumer {
+            queues_at_start: Vec::new(),
+            child,
+            stay,
+            messages,
+            stderr,
+            readers: vec![stdout_reader, stderr_reader],
+        };
         match started_rx.recv_timeout(Duration::from_secs(90)) {
             Ok(queues) => consumer.queues_at_start = queues,
             Err(_) => {
-                let (code, _) = consumer.wait();
-                panic!("the Java consumer did not start (exit {code:?}): {}", consumer.stderr_text());
+                let code = consumer.leave();
+                panic!("the Java consumer did not start (exit {code:?}): {}", lock(&consumer.stderr));
             }
         }
         consumer
     }
 
-
-    fn stderr_text(&self) -> String {
-        self.stderr.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// Waits until it has received `count` messages (or `timeout` passed); how many it has.
+    pub fn wait_for(&self, count: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let received = lock(&self.messages).len();
+            if received >= count || Instant::now() > deadline {
+                return received;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
     }
 
-    fn wait(&mut self) -> (Option<i32>, Vec<Value>) {
-        let mut child = self.child.take().expect("consumer not yet waited for");
-        let mut stdout = Vec::new();
-        if let Some(mut pipe) = child.stdout.take() {
-            let _ = pipe.read_to_end(&mut stdout);
-        }
-        let status = child.wait().expect("wait for the Java consumer");
-        if let Some(reader) = self.stderr_reader.take() {
+    /// Tells it to leave (it commits its offsets first) and waits for its exit code.
+    fn leave(&mut self) -> Option<i32> {
+        drop(self.stay.take());
+        let status = self.child.wait().expect("wait for the Java consumer");
+        for reader in self.readers.drain(..) {
             let _ = reader.join();
         }
-        (status.code(), parse_lines(&stdout))
+        status.code()
     }
 
-    /// Waits for the consumer's set duration to end; the messages it got, or its failure.
+    /// Makes it leave its group; the messages it got, or its failure.
     pub fn finish(mut self) -> Result<Vec<Value>, ToolError> {
-        let (code, lines) = self.wait();
+        let code = self.leave();
+        let lines = std::mem::take(&mut *lock(&self.messages));
         if code == Some(0) {
             Ok(lines)
         } else {
-            Err(ToolError { code, lines, stderr: self.stderr_text() })
+            Err(ToolError { code, lines, stderr: lock(&self.stderr).clone() })
         }
     }
 }
 
 impl Drop for JavaConsumer {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if self.stay.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
+}
+
+/// Locks a mutex a panicked reader thread may have poisoned (the data is still whole).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
