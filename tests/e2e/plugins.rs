@@ -9,11 +9,11 @@
 //! * end to end: one `inflow run` with a rule per language, a Java producer
 //!   sending to RocketMQ, and an MQTT 5 subscriber on Mosquitto.
 
-use inflow_e2e::{inflow_bin, repo_root, unique_name, Mosquitto, MqttMessage, MqttVersion, Produce, RocketMq};
+use inflow_e2e::{inflow_bin, repo_root, unique_name, Config, Inflow, Mosquitto, MqttMessage, MqttVersion, Produce, RocketMq, Rule};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const LANGUAGES: [&str; 4] = ["rust", "python", "js", "c"];
 /// The rule context the samples' expectations were written for.
@@ -168,67 +168,24 @@ fn c_plugin_maps_every_sample_as_expected() {
 
 // ---- end to end: RocketMQ → inflow → Mosquitto -------------------------------------------------
 
-/// `inflow run` on a config, killed on drop; its log is kept for failures.
-struct InflowRun {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl InflowRun {
-    fn start(dir: PathBuf, config: &str) -> InflowRun {
-        std::fs::write(dir.join("inflow.toml"), config).unwrap();
-        let log = std::fs::File::create(dir.join("inflow.log")).unwrap();
-        let child = Command::new(inflow_bin())
-            .args(["run", "-c"])
-            .arg(dir.join("inflow.toml"))
-            .env("INFLOW_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start inflow");
-        InflowRun { child, dir }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("inflow.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for InflowRun {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("inflow log ({}):\n{}", self.dir.display(), self.log());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
 #[test]
 fn every_language_routes_rocketmq_messages_to_mqtt() {
     let rmq = RocketMq::shared();
     let mqtt = Mosquitto::shared();
-    let dir = std::env::temp_dir().join(unique_name("inflow-plugins-e2e"));
-    let plugin_dir = dir.join("plugins");
+    let plugin_dir = std::env::temp_dir().join(unique_name("inflow-plugins-e2e"));
     std::fs::create_dir_all(&plugin_dir).unwrap();
     let parent = unique_name("factory");
     let config = std::fs::read_to_string(samples_dir().join("config.json")).unwrap();
 
     // One rule per language: topic <lang>-readings → MQTT <parent>-<lang>/...
-    let mut rules = String::new();
+    let mut inflow_config = Config::new(rmq, mqtt).plugin_dir(&plugin_dir);
     let mut topics = Vec::new();
     for language in LANGUAGES {
         std::fs::copy(component(language), plugin_dir.join(format!("json-router-{language}.wasm"))).unwrap();
         let topic = unique_name(&format!("{language}-readings"));
-        rules += &format!(
-            "[[rule]]\nid = \"json-router-{language}\"\non_error = \"skip\"\n\
-             source = {{ topic = \"{topic}\", start = \"earliest\" }}\n\
-             target = {{ parent_topic = \"{parent}-{language}\" }}\n\
-             plugin = {{ name = \"json-router-{language}\", config = '''{}''' }}\n\n",
-            config.trim()
+        let plugin = format!("json-router-{language}");
+        inflow_config = inflow_config.rule(
+            Rule::new(&plugin, &topic, &format!("{parent}-{language}")).on_error("skip").plugin(&plugin).plugin_config(config.trim()),
         );
         topics.push(topic);
     }
@@ -242,19 +199,7 @@ fn every_language_routes_rocketmq_messages_to_mqtt() {
         good_ids.push(sent[0]["msgId"].as_str().expect("the producer prints msgId").to_string());
     }
     let subs: Vec<_> = LANGUAGES.iter().map(|l| mqtt.subscribe(&format!("{parent}-{l}/#"), MqttVersion::V5)).collect();
-    let cache = std::env::temp_dir().join("inflow-e2e-compiled");
-    let inflow = InflowRun::start(
-        dir.clone(),
-        &format!(
-            "[rocketmq]\nnamesrv = [\"{}\"]\n\n[mqtt]\nurl = \"{}\"\nclient_id = \"{}\"\nprotocol = \"5\"\n\n\
-             [plugins]\ndir = \"{}\"\ncache_dir = \"{}\"\n\n{rules}",
-            rmq.namesrv,
-            mqtt.url(),
-            unique_name("inflow-plugins"),
-            plugin_dir.display(),
-            cache.display()
-        ),
-    );
+    let inflow = Inflow::start(&inflow_config);
 
     // Two publishes per language (the route and the fan-out); Python and
     // JavaScript compile for seconds on first load.
@@ -283,14 +228,12 @@ fn every_language_routes_rocketmq_messages_to_mqtt() {
         }
     }
     // The "not json" message of each rule went to the skip policy; the filtered one made nothing.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while inflow.log().matches("message skipped").count() < LANGUAGES.len() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    inflow.wait_for_log("message skipped", LANGUAGES.len(), Duration::from_secs(30));
     let log = inflow.log();
     assert_eq!(log.matches("message skipped").count(), LANGUAGES.len(), "one skipped message per language:\n{log}");
     assert!(log.contains("body is not valid JSON"), "the plugin's reason is logged:\n{log}");
     for (language, sub) in LANGUAGES.iter().zip(&subs) {
         assert_eq!(sub.drain(), Vec::<MqttMessage>::new(), "{language}: nothing but the routed reading");
     }
+    let _ = std::fs::remove_dir_all(&plugin_dir);
 }

@@ -227,10 +227,10 @@ async fn java_and_rust_consumers_split_one_group() {
         move || java.create_topic(&topic, 8)
     })
     .await;
-    // The Java consumer joins first and stays 30 s; ours joins; both re-balance.
+    // The Java consumer joins first and stays until it has its share; ours joins; both re-balance.
     let java_consumer = blocking({
         let (java, topic, group) = (rmq.java(), topic.clone(), group.clone());
-        move || java.spawn_consume(&group, &topic, "*", Duration::from_secs(30))
+        move || java.spawn_consume(&group, &topic, "*")
     })
     .await;
     let mut consumer = Consumer::start(client_for(rmq), consumer_config(&group, &topic)).await.expect("consumer starts");
@@ -259,7 +259,13 @@ async fn java_and_rust_consumers_split_one_group() {
     .await;
     let for_us = sent.iter().filter(|l| ours.contains(&(l["queueId"].as_i64().unwrap() as i32))).count();
     let got = receive(&mut consumer, for_us, Duration::from_secs(30), |_| true).await;
-    let java_got = blocking(move || java_consumer.finish()).await.expect("the Java consumer ran");
+    let for_java = sent.len() - for_us;
+    let java_got = blocking(move || {
+        java_consumer.wait_for(for_java, Duration::from_secs(30));
+        java_consumer.finish()
+    })
+    .await
+    .expect("the Java consumer ran");
     consumer.shutdown().await.expect("shutdown commits");
 
     let rust_queues: BTreeSet<i32> = got.iter().map(|(q, _)| q.queue_id).collect();

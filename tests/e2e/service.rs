@@ -1,121 +1,15 @@
 //! The `inflow` service end to end: real RocketMQ (Java producer) → inflow (subprocess) → real
 //! Mosquitto → MQTT 3.1.1 / 5 subscribers. Run by scripts/test.sh for each RocketMQ version.
 
-use inflow_e2e::{inflow_bin, repo_root, unique_name, Mosquitto, MqttMessage, MqttVersion, Produce, RocketMq};
+use inflow_e2e::{repo_root, unique_name, Config, Inflow, Mosquitto, MqttMessage, MqttVersion, Produce, RocketMq, Rule};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 // ---- helpers ---------------------------------------------------------------------------------
-
-/// An `inflow run` subprocess with a generated config, killed on drop.
-struct Inflow {
-    child: Option<Child>,
-    dir: PathBuf,
-    runs: u32,
-    /// Extra environment of every run (e.g. INFLOW_MQTT_PASSWORD).
-    env: Vec<(String, String)>,
-}
-
-impl Inflow {
-    /// Writes `config` and starts inflow on it.
-    fn start(config: &str) -> Inflow {
-        Inflow::start_with_env(config, &[])
-    }
-
-    /// Like [`Inflow::start`], with extra environment variables.
-    fn start_with_env(config: &str, env: &[(&str, &str)]) -> Inflow {
-        let dir = std::env::temp_dir().join(unique_name("inflow-svc"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("inflow.toml"), config).unwrap();
-        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut inflow = Inflow { child: None, dir, runs: 0, env };
-        inflow.restart();
-        inflow
-    }
-
-    fn restart(&mut self) {
-        assert!(self.child.is_none(), "inflow still runs");
-        self.runs += 1;
-        let log = std::fs::File::create(self.dir.join(format!("inflow-{}.log", self.runs))).unwrap();
-        let child = Command::new(inflow_bin())
-            .args(["run", "-c"])
-            .arg(self.dir.join("inflow.toml"))
-            .env("INFLOW_LOG", "info")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start inflow");
-        self.child = Some(child);
-    }
-
-    fn log(&self) -> String {
-        (1..=self.runs)
-            .map(|n| std::fs::read_to_string(self.dir.join(format!("inflow-{n}.log"))).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n--- restart ---\n")
-    }
-
-    fn kill9(&mut self) {
-        let mut child = self.child.take().expect("inflow runs");
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-
-    /// SIGTERM, then the exit status (panics if it takes longer than `within`).
-    fn sigterm(&mut self, within: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("inflow runs");
-        let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success();
-        assert!(ok, "kill -TERM failed");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("inflow did not exit within {within:?} of SIGTERM; log:\n{}", self.log());
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Inflow {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if thread::panicking() {
-            eprintln!("inflow log ({}):\n{}", self.dir.display(), self.log());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn config(rmq: &RocketMq, mqtt: &Mosquitto, protocol: &str, extra_mqtt: &str, rules: &str) -> String {
-    let cache = std::env::temp_dir().join("inflow-e2e-compiled");
-    format!(
-        "[rocketmq]\nnamesrv = [\"{}\"]\n\n[mqtt]\nurl = \"{}\"\nclient_id = \"{}\"\nprotocol = \"{protocol}\"\n{extra_mqtt}\n\n\
-         [plugins]\ncache_dir = \"{}\"\n\n{rules}",
-        rmq.namesrv,
-        mqtt.url(),
-        unique_name("inflow"),
-        cache.display()
-    )
-}
-
-fn rule(id: &str, topic: &str, parent: &str, extra: &str) -> String {
-    format!("[[rule]]\nid = \"{id}\"\nsource = {{ topic = \"{topic}\", start = \"earliest\" }}\ntarget = {{ parent_topic = \"{parent}\" }}\n{extra}\n")
-}
 
 fn by_body(messages: &[MqttMessage]) -> HashMap<String, Vec<MqttMessage>> {
     let mut map: HashMap<String, Vec<MqttMessage>> = HashMap::new();
@@ -255,9 +149,11 @@ fn property_table_and_mapping_errors_reach_mqtt_311_and_5_subscribers() {
     let sub5 = mqtt.subscribe(&format!("{parent5}/#"), MqttVersion::V5);
     let sub_real311 = mqtt.subscribe(&real, MqttVersion::V311);
     let sub_real5 = mqtt.subscribe(&real, MqttVersion::V5);
-    let limit = "max_topic_bytes = 128";
-    let inflow311 = Inflow::start(&config(rmq, mqtt, "3.1.1", limit, &rule("props-311", &topic, &parent311, "on_error = \"skip\"")));
-    let inflow5 = Inflow::start(&config(rmq, mqtt, "5", limit, &rule("props-5", &topic, &parent5, "on_error = \"dead-letter\"")));
+    let config = Config::new(rmq, mqtt).max_topic_bytes(128);
+    let inflow311 = Inflow::start(
+        &config.clone().protocol(MqttVersion::V311).rule(Rule::new("props-311", &topic, &parent311).on_error("skip")),
+    );
+    let inflow5 = Inflow::start(&config.rule(Rule::new("props-5", &topic, &parent5).on_error("dead-letter")));
 
     let expected_on_parent = ok_rows.len(); // "real" goes elsewhere; "end" arrives too
     for (sub, parent, v5, inflow) in [(&sub311, &parent311, false, &inflow311), (&sub5, &parent5, true, &inflow5)] {
@@ -301,15 +197,10 @@ fn property_table_and_mapping_errors_reach_mqtt_311_and_5_subscribers() {
         assert!(got.iter().all(|m| m.payload == b"real" && m.topic == real));
     }
     // The errors went through the policies: skipped by one, sent back by the other.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while (inflow311.log().matches("message skipped").count() < error_rows.len()
-        || inflow5.log().matches("message sent back").count() < error_rows.len())
-        && Instant::now() < deadline
-    {
-        thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(inflow311.log().matches("message skipped").count(), error_rows.len(), "{}", inflow311.log());
-    assert!(inflow5.log().matches("message sent back").count() >= error_rows.len(), "{}", inflow5.log());
+    let skipped = inflow311.wait_for_log("message skipped", error_rows.len(), Duration::from_secs(20));
+    let sent_back = inflow5.wait_for_log("message sent back", error_rows.len(), Duration::from_secs(20));
+    assert_eq!(skipped, error_rows.len(), "{}", inflow311.log());
+    assert!(sent_back >= error_rows.len(), "{}", inflow5.log());
 }
 
 // ---- a plugin rule ---------------------------------------------------------------------------
@@ -327,19 +218,13 @@ fn plugin_rule_end_to_end() {
     java.produce(&topic, &Produce::new(1).tag("reading").property("site", "plant-b").body(r#"{"device":"oven-2","temp":120}"#));
     java.produce(&topic, &Produce::new(1).tag("reading").property("site", "plant-c").body("not json"));
     let sub = mqtt.subscribe(&format!("{parent}/#"), MqttVersion::V5);
-    let plugin_rule = rule(
-        "plugin-rule",
-        &topic,
-        &parent,
-        r#"on_error = "skip"
-plugin = { name = "json-router", config = '{"field": "device", "property": "site", "qos": 1, "filter": {"field": "temp", "min": -40, "max": 85}, "fanout": "all-devices"}' }"#,
+    let plugin_rule = Rule::new("plugin-rule", &topic, &parent).on_error("skip").plugin("json-router").plugin_config(
+        r#"{"field": "device", "property": "site", "qos": 1, "filter": {"field": "temp", "min": -40, "max": 85}, "fanout": "all-devices"}"#,
     );
-    let mut cfg = config(rmq, mqtt, "5", "", &plugin_rule);
     let dir = std::env::temp_dir().join(unique_name("inflow-plugins"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(&wasm, dir.join("json-router.wasm")).unwrap();
-    cfg = cfg.replace("[plugins]\n", &format!("[plugins]\ndir = \"{}\"\n", dir.display()));
-    let inflow = Inflow::start(&cfg);
+    let inflow = Inflow::start(&Config::new(rmq, mqtt).plugin_dir(&dir).rule(plugin_rule));
     let got = sub.wait_for(2, Duration::from_secs(60));
     let topics: Vec<&str> = got.iter().map(|m| m.topic.as_str()).collect();
     assert!(topics.contains(&format!("{parent}/press-7/plant-a").as_str()), "{topics:?}; log:\n{}", inflow.log());
@@ -348,10 +233,7 @@ plugin = { name = "json-router", config = '{"field": "device", "property": "site
     assert_eq!(m.payload, br#"{"device":"press-7","temp":21.5}"#, "the original body, unchanged");
     assert!(m.user_properties.iter().any(|(k, v)| k == "site" && v == "plant-a"), "{:?}", m.user_properties);
     // oven-2 is filtered out, "not json" is an error for the skip policy: nothing more arrives.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !inflow.log().contains("message skipped") && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(200));
-    }
+    inflow.wait_for_log("message skipped", 1, Duration::from_secs(20));
     assert!(inflow.log().contains("message skipped"), "{}", inflow.log());
     assert!(sub.drain().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
@@ -369,7 +251,7 @@ fn order_is_kept_on_one_queue() {
     rmq.create_topic(&topic, 4);
     rmq.java().produce(&topic, &Produce::new(count).body("seq={seq}").queue(0));
     let sub = mqtt.subscribe(&format!("{parent}/#"), MqttVersion::V311);
-    let inflow = Inflow::start(&config(rmq, mqtt, "3.1.1", "", &rule("order", &topic, &parent, "")));
+    let inflow = Inflow::start(&Config::new(rmq, mqtt).protocol(MqttVersion::V311).rule(Rule::new("order", &topic, &parent)));
     let got = sub.wait_for(count as usize, Duration::from_secs(120));
     let seqs: Vec<u64> = got
         .iter()
@@ -382,23 +264,23 @@ fn order_is_kept_on_one_queue() {
 /// Messages in each mid-stream fault test.
 const STREAM: u64 = 20_000;
 
-/// Produces [`STREAM`] messages to a fresh topic, starts inflow on them (rule `name`, MQTT
-/// `version`, `sink` settings) with a collector on the rule's parent topic, and returns once a
+/// Produces [`STREAM`] messages to a fresh topic, starts inflow on them (rule `name`, the
+/// `[mqtt]` settings of `sink`) with a collector on the rule's parent topic, and returns once a
 /// quarter of them has arrived: the stream is under way.
-fn stream_under_way(mqtt: &Mosquitto, name: &str, version: &str, sink: &str) -> (Collector, Inflow) {
+fn stream_under_way(mqtt: &Mosquitto, name: &str, sink: impl FnOnce(Config) -> Config) -> (Collector, Inflow) {
     let rmq = RocketMq::shared();
     let topic = unique_name(&format!("svc-{name}"));
     let parent = unique_name(name);
     rmq.java().produce_bulk(&topic, STREAM, 256);
     let collector = Collector::start(mqtt, &format!("{parent}/#"));
-    let inflow = Inflow::start(&config(rmq, mqtt, version, sink, &rule(name, &topic, &parent, "")));
+    let inflow = Inflow::start(&sink(Config::new(rmq, mqtt)).rule(Rule::new(name, &topic, &parent)));
     collector.wait_distinct(STREAM as usize / 4, Duration::from_secs(120));
     (collector, inflow)
 }
 
 #[test]
 fn kill_9_mid_stream_then_restart_loses_nothing() {
-    let (collector, mut inflow) = stream_under_way(Mosquitto::shared(), "kill", "5", "");
+    let (collector, mut inflow) = stream_under_way(Mosquitto::shared(), "kill", |c| c);
     inflow.kill9();
     eprintln!("killed inflow with SIGKILL after {} distinct messages", collector.seqs().len());
     inflow.restart();
@@ -408,7 +290,7 @@ fn kill_9_mid_stream_then_restart_loses_nothing() {
 
 #[test]
 fn sigterm_mid_stream_exits_0_and_restart_loses_nothing() {
-    let (collector, mut inflow) = stream_under_way(Mosquitto::shared(), "term", "3.1.1", "");
+    let (collector, mut inflow) = stream_under_way(Mosquitto::shared(), "term", |c| c.protocol(MqttVersion::V311));
     let status = inflow.sigterm(Duration::from_secs(20));
     assert!(status.success(), "inflow exited with {status} after SIGTERM; log:\n{}", inflow.log());
     let at_stop = collector.seqs();
@@ -421,7 +303,7 @@ fn sigterm_mid_stream_exits_0_and_restart_loses_nothing() {
 #[test]
 fn mosquitto_outage_mid_stream_loses_nothing() {
     let mqtt = Mosquitto::start();
-    let (collector, inflow) = stream_under_way(&mqtt, "outage", "5", "max_inflight = 64");
+    let (collector, inflow) = stream_under_way(&mqtt, "outage", |c| c.max_inflight(64));
     mqtt.stop();
     thread::sleep(Duration::from_secs(4));
     mqtt.resume();
@@ -441,12 +323,11 @@ fn disabled_rule_consumes_nothing() {
     let sub_on = mqtt.subscribe(&format!("{on}/#"), MqttVersion::V5);
     let sub_off = mqtt.subscribe(&format!("{off}/#"), MqttVersion::V5);
     let off_group = unique_name("off-group");
-    let rules = rule("enabled-rule", &topic, &on, "")
-        + &rule("disabled-rule", &topic, &off, "enabled = false").replace(
-            &format!("topic = \"{topic}\", start"),
-            &format!("topic = \"{topic}\", group = \"{off_group}\", start"),
-        );
-    let inflow = Inflow::start(&config(rmq, mqtt, "5", "", &rules));
+    let inflow = Inflow::start(
+        &Config::new(rmq, mqtt)
+            .rule(Rule::new("enabled-rule", &topic, &on))
+            .rule(Rule::new("disabled-rule", &topic, &off).enabled(false).group(&off_group)),
+    );
     assert_eq!(sub_on.wait_for(count as usize, Duration::from_secs(60)).len(), count as usize, "{}", inflow.log());
     thread::sleep(Duration::from_secs(1));
     assert!(sub_off.drain().is_empty(), "the disabled rule published");
@@ -475,9 +356,7 @@ fn plugin_removed_holds_offsets_until_it_returns() {
     let send = |device: &str| java.produce(&topic, &Produce::new(1).property("site", "s1").body(&format!(r#"{{"device":"{device}"}}"#)));
     send("first");
     let sub = mqtt.subscribe(&format!("{parent}/#"), MqttVersion::V5);
-    let cfg = config(rmq, mqtt, "5", "", &rule("swap-rule", &topic, &parent, "plugin = { name = \"json-router\" }"))
-        .replace("[plugins]\n", &format!("[plugins]\ndir = \"{}\"\n", dir.display()));
-    let inflow = Inflow::start(&cfg);
+    let inflow = Inflow::start(&Config::new(rmq, mqtt).plugin_dir(&dir).rule(Rule::new("swap-rule", &topic, &parent).plugin("json-router")));
     let got = sub.wait_for(1, Duration::from_secs(60));
     assert_eq!(got.len(), 1, "log:\n{}", inflow.log());
     std::fs::remove_file(dir.join("json-router.wasm")).unwrap();
@@ -495,13 +374,6 @@ fn plugin_removed_holds_offsets_until_it_returns() {
 
 // ---- TLS and credentials ---------------------------------------------------------------------
 
-/// `[mqtt]` lines for a secure broker: the username in the file, the CA; the password is left
-/// to INFLOW_MQTT_PASSWORD.
-fn secure_mqtt(mqtt: &Mosquitto) -> String {
-    let secure = mqtt.secure.as_ref().expect("a secure Mosquitto");
-    format!("username = \"{}\"\n\n[mqtt.tls]\nca = \"{}\"\n", secure.user, secure.ca.display())
-}
-
 #[test]
 fn tls_with_password_delivers_and_a_wrong_password_is_refused_clearly() {
     let rmq = RocketMq::shared();
@@ -516,7 +388,7 @@ fn tls_with_password_delivers_and_a_wrong_password_is_refused_clearly() {
 
     // The right password, from the environment only (the file has none).
     let good = Inflow::start_with_env(
-        &config(rmq, &mqtt, "5", &secure_mqtt(&mqtt), &rule("tls-good", &topic, &parent, "")),
+        &Config::new(rmq, &mqtt).rule(Rule::new("tls-good", &topic, &parent)),
         &[("INFLOW_MQTT_PASSWORD", &secure.password)],
     );
     let got = sub.wait_for(count as usize, Duration::from_secs(60));
@@ -531,20 +403,17 @@ fn tls_with_password_delivers_and_a_wrong_password_is_refused_clearly() {
     // A wrong password, for each protocol (Mosquitto answers 3.1.1 and 5 differently), in
     // its own group so that it would get every message again if it could publish.
     let wrong = "wrong-pw-7f3a91";
-    for protocol in ["3.1.1", "5"] {
+    for (protocol, version) in [("3.1.1", MqttVersion::V311), ("5", MqttVersion::V5)] {
         let parent_bad = unique_name("tls-bad");
         let sub_bad = mqtt.subscribe(&format!("{parent_bad}/#"), MqttVersion::V5);
         let id = format!("tls-bad-{}", protocol.replace('.', ""));
-        let mut cfg = config(rmq, &mqtt, protocol, &secure_mqtt(&mqtt), &rule(&id, &topic, &parent_bad, ""));
-        if protocol == "5" {
+        let mut cfg = Config::new(rmq, &mqtt).protocol(version).rule(Rule::new(&id, &topic, &parent_bad));
+        if version == MqttVersion::V5 {
             // The certificate's DNS name too: a refused CONNECT means the TLS handshake passed.
-            cfg = cfg.replace(&mqtt.url(), &format!("mqtts://localhost:{}", mqtt.port));
+            cfg = cfg.mqtt_url(&format!("mqtts://localhost:{}", mqtt.port));
         }
         let bad = Inflow::start_with_env(&cfg, &[("INFLOW_MQTT_PASSWORD", wrong)]);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while bad.log().matches("MQTT connect failed").count() < 2 && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(200));
-        }
+        bad.wait_for_log("MQTT connect failed", 2, Duration::from_secs(30));
         let log = bad.log();
         let failure = log.lines().find(|l| l.contains("MQTT connect failed")).unwrap_or_else(|| panic!("MQTT {protocol}: no connect failure logged:\n{log}"));
         assert!(

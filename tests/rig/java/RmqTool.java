@@ -48,13 +48,14 @@ public class RmqTool {
         "      body of B bytes (default 64) is generated: \"inflow-rig seq=<n> size=<B> \" then filler.",
         "      Prints per message: seq, msgId, offsetMsgId, queueId, queueOffset, brokerName, status,",
         "      size, sha256, and body (base64) when size <= 1024.",
-        "  consume --group G --topic T [--expr \"*\"] (--count N --timeout S | --duration S)",
+        "  consume --group G --topic T [--expr \"*\"] (--count N --timeout S | --stay-until stdin-closed)",
         "          [--from earliest|latest] [--threads K]",
         "      Clustering push consumer. Prints per message: msgId (UNIQ_KEY), offsetMsgId, topic, tags, keys,",
         "      queueId, queueOffset, brokerName, properties, body (base64), size, sha256, bornTimestamp,",
         "      storeTimestamp, bornHost, storeHost, reconsumeTimes. With --count: exits 0 once N arrived,",
-        "      3 on timeout. With --duration: stays in the group S seconds (counted from the start",
-        "      line), then exits 0. Writes \"rmqtool: consumer started, ..., queues [ids]\" to stderr",
+        "      3 on timeout. With --stay-until stdin-closed: stays in the group until its standard input",
+        "      closes (the caller decides when it leaves, not a clock), then exits 0. Writes",
+        "      \"rmqtool: consumer started, ..., queues [ids]\" to stderr",
         "      once it holds queues (or after 30 s without), and \"rmqtool: queues at exit [ids]\".",
         "      Before leaving it waits until the offsets of what it consumed are recorded, so the",
         "      offsets it commits on shutdown cover every message it printed.",
@@ -230,9 +231,12 @@ public class RmqTool {
     static int consume(Opts o) throws Exception {
         long count = o.longOpt("count", -1);
         long timeout = o.longOpt("timeout", -1);
-        long duration = o.longOpt("duration", -1);
-        if ((duration < 0) == (count < 0 || timeout < 0)) {
-            throw new UsageError("give either --count N --timeout S, or --duration S");
+        String stayUntil = o.get("stay-until");
+        if (stayUntil != null && !stayUntil.equals("stdin-closed")) {
+            throw new UsageError("--stay-until takes stdin-closed, not '" + stayUntil + "'");
+        }
+        if ((stayUntil == null) == (count < 0 || timeout < 0)) {
+            throw new UsageError("give either --count N --timeout S, or --stay-until stdin-closed");
         }
         CountDownLatch enough = new CountDownLatch(1);
         AtomicLong received = new AtomicLong();
@@ -250,13 +254,17 @@ public class RmqTool {
             return ConsumeConcurrentlyStatus.CONSUME_SUCCESS;
         });
         consumer.start();
-        // "Started" means joined with queues assigned (unless the group leaves it none).
+        // "Started" means joined with queues assigned (unless the group leaves it none). A queue
+        // enters the table only after its start offset is computed, so whatever is produced
+        // from here on lies at or after where this consumer starts.
         List<Integer> queues = awaitQueues(consumer, 30_000);
         System.err.println("rmqtool: consumer started, group " + consumer.getConsumerGroup()
             + ", instance " + consumer.getInstanceName() + ", queues " + queues);
         int code = 0;
-        if (duration >= 0) {
-            Thread.sleep(duration * 1000);
+        if (stayUntil != null) {
+            // A fixed stay would race whatever the caller does meanwhile (another JVM starting
+            // on a busy machine can outlast it); the caller closes stdin once it is done.
+            while (System.in.read() >= 0) { }
         } else if (!enough.await(timeout, TimeUnit.SECONDS)) {
             System.err.println("rmqtool: consume timed out: " + received.get() + " of " + count
                 + " messages within " + timeout + " s");
