@@ -62,6 +62,9 @@ pub struct MqttConfig {
     pub max_inflight: u16,
     /// Longest topic (UTF-8 bytes) the broker accepts; longer ones are mapping errors.
     pub max_topic_bytes: usize,
+    /// Largest MQTT packet the broker takes, for 3.1.1 brokers that cannot announce it: a larger
+    /// publish is refused before sending instead of making the broker close the connection.
+    pub max_packet_bytes: Option<u32>,
     pub connect_timeout: Duration,
 }
 

@@ -26,6 +26,7 @@ pub struct RawMqtt {
     pub keep_alive_secs: Option<u64>,
     pub max_inflight: Option<u32>,
     pub max_topic_bytes: Option<usize>,
+    pub max_packet_bytes: Option<u32>,
     pub connect_timeout_secs: Option<u64>,
     pub tls: Option<RawTls>,
 }

@@ -219,6 +219,7 @@ fn check_mqtt(raw: RawMqtt, ctx: &Context<'_>, errors: &mut Errors) -> Option<Mq
         keep_alive: Duration::from_secs(keep_alive),
         max_inflight: max_inflight as u16,
         max_topic_bytes,
+        max_packet_bytes: raw.max_packet_bytes,
         connect_timeout: Duration::from_secs(raw.connect_timeout_secs.unwrap_or(10).max(1)),
     })
 }
