@@ -65,6 +65,7 @@ pub(crate) async fn run(
             Ok(connected) => connected,
             Err(e) => {
                 failing.failed(&config, &stats, "MQTT connect failed", format!("{e:#}"), backoff, session.len());
+                failing.after_quick_loss = false;
                 if let Some(ended) = wait_or_take(backoff, &mut commands, &mut session, &mut close).await {
                     break ended;
                 }
@@ -76,10 +77,11 @@ pub(crate) async fn run(
         stats.set_last_error(None);
         session.on_connect(ack.receive_maximum, ack.maximum_packet_size);
         let _ = connected.send(true);
-        if failing.attempts == 0 {
-            tracing::info!(broker = %endpoint(&config), outstanding = session.len(), "MQTT connected");
-        } else {
+        // After a quick loss, connecting again is part of the failure already logged.
+        if failing.after_quick_loss {
             tracing::debug!(broker = %endpoint(&config), outstanding = session.len(), "MQTT connected");
+        } else {
+            tracing::info!(broker = %endpoint(&config), outstanding = session.len(), failed_attempts = failing.attempts, "MQTT connected");
         }
         let up_since = Instant::now();
         let outcome = serve((stream, inbuf), &config, &mut session, &mut commands, &mut close).await;
@@ -91,9 +93,6 @@ pub(crate) async fn run(
         session.on_connection_lost(e.downcast_ref::<ClosedByBroker>().is_some());
         let error = format!("{e:#}");
         if session.progressed() || up_since.elapsed() >= HEALTHY_AFTER {
-            if failing.attempts > 0 {
-                tracing::info!(broker = %endpoint(&config), failed_attempts = failing.attempts, "MQTT connection was healthy again");
-            }
             failing = Failing::default();
             backoff = MIN_BACKOFF;
             stats.set_last_error(Some(error.clone()));
@@ -102,6 +101,7 @@ pub(crate) async fn run(
         }
         // Lost before it did any good: a failed attempt, so the backoff grows.
         failing.failed(&config, &stats, "MQTT connection lost right after connecting", error, backoff, session.len());
+        failing.after_quick_loss = true;
         if let Some(ended) = wait_or_take(backoff, &mut commands, &mut session, &mut close).await {
             break ended;
         }
@@ -118,6 +118,8 @@ pub(crate) async fn run(
 struct Failing {
     attempts: u64,
     error: Option<String>,
+    /// The last attempt connected, then lost the connection before it proved healthy.
+    after_quick_loss: bool,
 }
 
 impl Failing {
