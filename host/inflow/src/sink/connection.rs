@@ -1,13 +1,20 @@
 //! The connection task: connect (TCP, TLS), CONNECT/CONNACK, then move publishes out and acks in
 //! until the connection fails; reconnect with backoff; the session keeps what is outstanding.
+//!
+//! The backoff resets only after a connection proved healthy (an ack, or up for a while), so a
+//! broker that closes right after CONNACK is retried ever more slowly, not in a tight loop. A
+//! failure is logged once at WARN when it starts or changes, its repeats at DEBUG.
 
 use super::codec::{self, ConnectOptions, Packet};
 use super::session::Session;
+use super::stats::SinkStats;
 use super::tls::Tls;
 use super::Command;
 use crate::config::{MqttConfig, Protocol};
 use anyhow::{bail, Context as _};
 use bytes::BytesMut;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -20,6 +27,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A connection up this long without an ack still counts as healthy (an idle sink gets no acks).
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 /// Largest packet we accept from the broker (it only sends acks to us).
 const MAX_INCOMING: usize = 1 << 20;
 
@@ -35,11 +44,14 @@ pub(crate) async fn run(
     tls: Option<Tls>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     connected: watch::Sender<bool>,
+    stats: Arc<SinkStats>,
 ) {
-    let mut session = Session::new(config.protocol);
+    let mut session = Session::new(config.protocol, config.max_packet_bytes, stats.clone());
     let mut backoff = MIN_BACKOFF;
     let mut close: Option<(Instant, oneshot::Sender<()>)> = None;
+    let mut failing = Failing::default();
     let ended = loop {
+        stats.connect_attempts.fetch_add(1, Ordering::Relaxed);
         let attempt = async {
             let stream = connect(&config, tls.as_ref()).await?;
             handshake(stream, &config).await
@@ -52,7 +64,8 @@ pub(crate) async fn run(
         let (stream, inbuf, ack) = match result {
             Ok(connected) => connected,
             Err(e) => {
-                tracing::warn!(broker = %endpoint(&config), error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "MQTT connect failed");
+                failing.failed(&config, &stats, "MQTT connect failed", format!("{e:#}"), backoff, session.len());
+                failing.after_quick_loss = false;
                 if let Some(ended) = wait_or_take(backoff, &mut commands, &mut session, &mut close).await {
                     break ended;
                 }
@@ -60,21 +73,77 @@ pub(crate) async fn run(
                 continue;
             }
         };
-        backoff = MIN_BACKOFF;
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+        stats.set_last_error(None);
         session.on_connect(ack.receive_maximum, ack.maximum_packet_size);
         let _ = connected.send(true);
-        tracing::info!(broker = %endpoint(&config), outstanding = session.len(), "MQTT connected");
+        // After a quick loss, connecting again is part of the failure already logged.
+        if failing.after_quick_loss {
+            tracing::debug!(broker = %endpoint(&config), outstanding = session.len(), "MQTT connected");
+        } else {
+            tracing::info!(broker = %endpoint(&config), outstanding = session.len(), failed_attempts = failing.attempts, "MQTT connected");
+        }
+        let up_since = Instant::now();
         let outcome = serve((stream, inbuf), &config, &mut session, &mut commands, &mut close).await;
         let _ = connected.send(false);
-        match outcome {
+        let e = match outcome {
             Ok(ended) => break ended,
-            Err(e) => tracing::warn!(broker = %endpoint(&config), error = %format!("{e:#}"), outstanding = session.len(), "MQTT connection lost; reconnecting"),
+            Err(e) => e,
+        };
+        session.on_connection_lost(e.downcast_ref::<ClosedByBroker>().is_some());
+        let error = format!("{e:#}");
+        if session.progressed() || up_since.elapsed() >= HEALTHY_AFTER {
+            failing = Failing::default();
+            backoff = MIN_BACKOFF;
+            stats.set_last_error(Some(error.clone()));
+            tracing::warn!(broker = %endpoint(&config), error = %error, outstanding = session.len(), "MQTT connection lost; reconnecting");
+            continue;
         }
+        // Lost before it did any good: a failed attempt, so the backoff grows.
+        failing.failed(&config, &stats, "MQTT connection lost right after connecting", error, backoff, session.len());
+        failing.after_quick_loss = true;
+        if let Some(ended) = wait_or_take(backoff, &mut commands, &mut session, &mut close).await {
+            break ended;
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     };
     session.fail_all();
     if let Ended::Closed(reply) = ended {
         let _ = reply.send(());
     }
+}
+
+/// A run of failed attempts: logged at WARN when it starts or its error changes, else at DEBUG.
+#[derive(Default)]
+struct Failing {
+    attempts: u64,
+    error: Option<String>,
+    /// The last attempt connected, then lost the connection before it proved healthy.
+    after_quick_loss: bool,
+}
+
+impl Failing {
+    fn failed(&mut self, config: &MqttConfig, stats: &SinkStats, what: &str, error: String, retry_in: Duration, outstanding: usize) {
+        self.attempts += 1;
+        stats.set_last_error(Some(error.clone()));
+        let retry_in_ms = retry_in.as_millis() as u64;
+        if self.error.as_ref() == Some(&error) {
+            tracing::debug!(broker = %endpoint(config), error = %error, retry_in_ms, attempts = self.attempts, outstanding, "{what}");
+        } else {
+            tracing::warn!(broker = %endpoint(config), error = %error, retry_in_ms, attempts = self.attempts, outstanding, "{what} (repeats of this error are logged at DEBUG)");
+            self.error = Some(error);
+        }
+    }
+}
+
+/// The broker ended the connection (EOF, reset, DISCONNECT): what the session may blame on the
+/// last publish, unlike a keep-alive timeout or a malformed packet.
+#[derive(Debug, thiserror::Error)]
+#[error("the broker closed the connection{0}")]
+struct ClosedByBroker(String);
+
+fn closed_by_broker(e: std::io::Error) -> ClosedByBroker {
+    ClosedByBroker(format!(": {e}"))
 }
 
 fn endpoint(c: &MqttConfig) -> String {
@@ -218,7 +287,8 @@ async fn serve(
             match packet {
                 Packet::PingResp => ping_sent = None,
                 Packet::Disconnect { code, reason } => {
-                    bail!("the broker disconnected us: code 0x{code:02x}{}", reason.map(|r| format!(" ({r})")).unwrap_or_default())
+                    let reason = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+                    return Err(ClosedByBroker(format!(" with DISCONNECT code 0x{code:02x}{reason}")).into());
                 }
                 Packet::ConnAck(_) => bail!("unexpected CONNACK"),
                 ack => session.on_packet(&ack),
@@ -232,8 +302,8 @@ async fn serve(
             }
         }
         if !out.is_empty() {
-            writer.write_all(&out).await?;
-            writer.flush().await?;
+            writer.write_all(&out).await.map_err(closed_by_broker)?;
+            writer.flush().await.map_err(closed_by_broker)?;
             out.clear();
             last_write = Instant::now();
             for done in qos0 {
@@ -255,8 +325,8 @@ async fn serve(
         let close_deadline = close.as_ref().map(|(d, _)| *d);
         tokio::select! {
             n = reader.read_buf(&mut inbuf) => {
-                if n? == 0 {
-                    bail!("the broker closed the connection");
+                if n.map_err(closed_by_broker)? == 0 {
+                    return Err(ClosedByBroker(String::new()).into());
                 }
             }
             cmd = commands.recv() => match cmd {

@@ -3,19 +3,24 @@
 //! PUBCOMP (QoS 2) or once written to the socket (QoS 0). Unacknowledged publishes survive
 //! reconnects and are re-sent in order. At most `max_inflight` publishes are outstanding:
 //! [`Sink::publish`] waits for a slot, which is the back-pressure on the rules.
+//!
+//! No publish can hold the connection hostage (see [`session`]), reconnects back off even when the
+//! broker closes right after CONNACK, and [`SinkStats`] shows what the connection is doing.
 
 pub mod codec;
 mod connection;
 mod publish;
 mod session;
+mod stats;
 mod tls;
 
 use crate::config::MqttConfig;
 pub use publish::{Publish, QoS};
 use session::Entry;
+pub use stats::{SinkStats, ACK_LATENCY_BOUNDS_MS};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +29,11 @@ pub enum PublishError {
     Rejected { code: u8 },
     #[error("the publish cannot be sent: {0}")]
     Unsendable(String),
+    #[error(
+        "the MQTT broker closed the connection twice in a row right after this {bytes}-byte publish, \
+         likely over its packet size limit; set [mqtt] max_packet_bytes to the broker's limit, or raise it"
+    )]
+    ConnectionClosedOnPublish { bytes: usize },
     #[error("the MQTT sink is closed")]
     Closed,
 }
@@ -70,6 +80,8 @@ pub struct Sink {
     commands: mpsc::UnboundedSender<Command>,
     window: Arc<Semaphore>,
     connected: watch::Receiver<bool>,
+    max_inflight: usize,
+    stats: Arc<SinkStats>,
 }
 
 impl Sink {
@@ -81,22 +93,45 @@ impl Sink {
         };
         let (commands, rx) = mpsc::unbounded_channel();
         let (connected_tx, connected) = watch::channel(false);
-        let window = Arc::new(Semaphore::new(config.max_inflight as usize));
-        tokio::spawn(connection::run(config, tls, rx, connected_tx));
-        Ok(Sink { commands, window, connected })
+        let max_inflight = config.max_inflight as usize;
+        let window = Arc::new(Semaphore::new(max_inflight));
+        let stats = Arc::new(SinkStats::default());
+        tokio::spawn(connection::run(config, tls, rx, connected_tx, stats.clone()));
+        Ok(Sink { commands, window, connected, max_inflight, stats })
     }
 
     /// Queues a publish once the window has room; the returned delivery completes on its ack.
     pub async fn publish(&self, publish: Publish) -> Result<Delivery, PublishError> {
         let permit = self.window.clone().acquire_owned().await.map_err(|_| PublishError::Closed)?;
         let (done, delivery) = Delivery::channel();
-        self.commands.send(Command::Publish(Entry { publish, done, permit })).map_err(|_| PublishError::Closed)?;
+        self.commands.send(Command::Publish(Entry { publish, done, permit, queued_at: Instant::now() })).map_err(|_| PublishError::Closed)?;
         Ok(delivery)
     }
 
     /// Whether the broker connection is up now.
     pub fn is_connected(&self) -> bool {
         *self.connected.borrow()
+    }
+
+    /// Why the connection is failing (the last connect error or connection loss), `None` once
+    /// connected again.
+    pub fn last_error(&self) -> Option<String> {
+        self.stats.last_error()
+    }
+
+    /// Connection attempts after the first one, successful or not.
+    pub fn reconnects(&self) -> u64 {
+        self.stats.reconnects()
+    }
+
+    /// Publishes handed to the sink and not yet complete (the used part of `max_inflight`).
+    pub fn window_in_use(&self) -> usize {
+        self.max_inflight - self.window.available_permits()
+    }
+
+    /// The connection's counters and publish-to-ack latency histogram, for metrics.
+    pub fn stats(&self) -> Arc<SinkStats> {
+        self.stats.clone()
     }
 
     /// Waits until the connection is up or the timeout passes.
