@@ -17,6 +17,7 @@ use crate::acl::Credentials;
 use crate::codes::{request, response};
 use crate::command::{parse_json, RemotingCommand, DEFAULT_MAX_FRAME};
 use crate::connection::{Connection, Handlers, RequestHandler};
+use crate::consumer::GroupHeartbeats;
 use crate::error::{request_label, Error};
 use crate::namespace;
 use crate::route::{ClusterInfo, TopicRoute};
@@ -94,6 +95,8 @@ struct Inner {
     handlers: Handlers,
     next_handler_id: AtomicU64,
     refresher_started: AtomicBool,
+    /// The consumer groups of this client, heartbeated together.
+    groups: Arc<GroupHeartbeats>,
 }
 
 /// One address of the pool: the live connection and the reconnect back-off state.
@@ -156,6 +159,7 @@ impl Client {
                 handlers: Handlers::default(),
                 next_handler_id: AtomicU64::new(1),
                 refresher_started: AtomicBool::new(false),
+                groups: Arc::new(GroupHeartbeats::new()),
             }),
         })
     }
@@ -313,6 +317,20 @@ impl Client {
         addrs.sort();
         addrs.dedup();
         addrs
+    }
+
+    /// Every broker address (masters and slaves) of the cached routes, as Java heartbeats them.
+    pub fn all_broker_addrs(&self) -> Vec<String> {
+        let routes = self.inner.routes.read().unwrap_or_else(|e| e.into_inner());
+        let mut addrs: Vec<String> =
+            routes.values().flat_map(|route| route.broker_datas.iter().flat_map(|b| b.broker_addrs.values().cloned())).collect();
+        addrs.sort();
+        addrs.dedup();
+        addrs
+    }
+
+    pub(crate) fn group_heartbeats(&self) -> &Arc<GroupHeartbeats> {
+        &self.inner.groups
     }
 
     /// Creates (or updates) `topic` with `queues` read and write queues on every master of

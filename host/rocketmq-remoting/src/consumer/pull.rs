@@ -56,7 +56,10 @@ impl Shared {
         loop {
             let found = tokio::select! {
                 _ = stop.cancelled() => return,
-                found = self.start_offset(queue) => found,
+                found = async {
+                    let _permit = self.client.group_heartbeats().startup_permit().await;
+                    self.start_offset(queue).await
+                } => found,
             };
             match found {
                 Ok((offset, stored)) => {
@@ -82,11 +85,18 @@ impl Shared {
                     _ = state.room.notified() => {}
                 }
             }
-            let offset = lock(&state.offsets).next_pull();
+            let (offset, commit_offset) = {
+                let offsets = lock(&state.offsets);
+                (offsets.next_pull(), offsets.pending_commit())
+            };
             let pulled = tokio::select! {
                 _ = stop.cancelled() => return,
-                pulled = self.pull(queue, offset, subscription) => pulled,
+                pulled = self.pull(queue, offset, commit_offset, subscription) => pulled,
             };
+            if let (Ok(_), Some(committed)) = (&pulled, commit_offset) {
+                // The broker stored it when the pull arrived.
+                lock(&state.offsets).persisted_at_least(committed);
+            }
             let messages = match pulled {
                 Ok(PullResult::Found { body, next_begin }) => match decode_messages(&body) {
                     Ok(messages) => {
@@ -140,7 +150,13 @@ impl Shared {
         }
     }
 
-    async fn pull(&self, queue: &MessageQueue, offset: i64, subscription: &super::Subscription) -> Result<PullResult, Error> {
+    async fn pull(
+        &self,
+        queue: &MessageQueue,
+        offset: i64,
+        commit_offset: Option<i64>,
+        subscription: &super::Subscription,
+    ) -> Result<PullResult, Error> {
         let addr = self.client.find_master(&queue.topic, &queue.broker_name).await?;
         let request = PullRequest {
             group: &self.group,
@@ -149,6 +165,7 @@ impl Shared {
             max_messages: self.cfg.pull_batch_size,
             subscription,
             suspend: self.cfg.long_poll,
+            commit_offset,
         };
         rpc::pull(&self.client, &addr, request).await
     }
