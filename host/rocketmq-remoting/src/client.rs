@@ -22,6 +22,9 @@ use crate::error::{request_label, Error};
 use crate::namespace;
 use crate::route::{ClusterInfo, TopicRoute};
 
+/// The template topic brokers with `autoCreateTopicEnable` register and create new topics from.
+pub(crate) const AUTO_CREATE_TOPIC: &str = "TBW102";
+
 /// Client settings. `ClientConfig::new(["127.0.0.1:9876"])` and adjust the public fields.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -280,9 +283,11 @@ impl Client {
                 what: "topic route",
                 reason: e.to_string(),
             }),
-            response::TOPIC_NOT_EXIST => {
-                Err(Error::TopicNotFound { topic: topic.to_string(), namesrv: self.inner.namesrv.clone() })
-            }
+            response::TOPIC_NOT_EXIST => Err(Error::TopicNotFound {
+                topic: topic.to_string(),
+                namesrv: self.inner.namesrv.clone(),
+                auto_create: topic != AUTO_CREATE_TOPIC && Box::pin(self.topic_route(AUTO_CREATE_TOPIC)).await.is_ok(),
+            }),
             _ => Err(self.response_error(&addr, request.code, &response)),
         }
     }
@@ -419,7 +424,12 @@ impl Client {
                 let backoff = Duration::from_millis(100u64 << state.failures.min(10)).min(cfg.max_reconnect_backoff);
                 state.retry_at = Some(Instant::now() + backoff);
                 state.last_error = e.to_string();
-                warn!(addr, error = %e, retry_in = ?backoff, "connect failed");
+                // Once per outage; "reconnected" (INFO) tells when it ended.
+                if state.failures == 1 {
+                    warn!(addr, error = %e, "connect failed; retrying with back-off");
+                } else {
+                    debug!(addr, error = %e, retry_in = ?backoff, "connect failed again");
+                }
                 Err(e)
             }
         }

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tracing::debug;
 
-use crate::client::Client;
+use crate::client::{Client, AUTO_CREATE_TOPIC};
 use crate::codes::{request, response};
 use crate::command::RemotingCommand;
 use crate::error::Error;
@@ -23,8 +23,6 @@ pub const COMPRESS_BODY_OVER: usize = 4 * 1024;
 const COMPRESS_LEVEL: u32 = 5;
 /// Java's default `maxMessageSize`.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
-/// The topic brokers with `autoCreateTopicEnable` create new topics from.
-const AUTO_CREATE_TOPIC: &str = "TBW102";
 /// Java's `defaultTopicQueueNums`: the queues per broker a topic created on first send gets
 /// (whatever TBW102 has), so only these ids may be picked from TBW102's route.
 const DEFAULT_TOPIC_QUEUES: i32 = 4;

@@ -47,6 +47,7 @@ mod rpc;
 mod subscription;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -190,6 +191,10 @@ struct Shared {
     stop: CancellationToken,
     /// Serialises commits so an older offset never overtakes a newer one on the wire.
     commit_lock: tokio::sync::Mutex<()>,
+    /// The last re-balance failed (logged once per outage).
+    rebalance_failing: AtomicBool,
+    /// Brokers whose queues fail to pull now, for logging once per outage.
+    outages: pull::Outages,
     /// Created on first use by the send-back fallback.
     fallback_producer: tokio::sync::OnceCell<crate::producer::Producer>,
 }
@@ -247,6 +252,8 @@ impl Consumer {
             rebalance_now: Notify::new(),
             stop: CancellationToken::new(),
             commit_lock: tokio::sync::Mutex::new(()),
+            rebalance_failing: AtomicBool::new(false),
+            outages: pull::Outages::default(),
             fallback_producer: tokio::sync::OnceCell::new(),
         });
         let handler = client.add_request_handler(Arc::new(GroupChangeListener(Arc::downgrade(&shared))));
@@ -398,13 +405,21 @@ impl Shared {
     }
 
     async fn commit_loop(self: Arc<Self>) {
+        let mut failing = false;
         loop {
             tokio::select! {
                 _ = self.stop.cancelled() => return,
                 _ = tokio::time::sleep(self.cfg.commit_interval) => {}
             }
-            if let Err(e) = self.commit_all().await {
-                warn!(group = %self.group, error = %e, "offset commit failed; will retry");
+            // Once per outage: commits are retried every interval anyway.
+            match self.commit_all().await {
+                Ok(()) if std::mem::take(&mut failing) => info!(group = %self.group, "offset commits work again"),
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    failing = true;
+                    warn!(group = %self.group, error = %e, "offset commit failed; retrying every commit interval");
+                }
+                Err(e) => debug!(group = %self.group, error = %e, "offset commit failed again"),
             }
         }
     }

@@ -2,6 +2,7 @@
 //! stopping the per-queue pull tasks accordingly.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,12 +44,21 @@ impl Shared {
                 self.owned_queues(&topic).await
             };
             match owned {
-                Ok(owned) => self.assign(&topic, index, owned).await,
+                Ok(owned) => {
+                    if self.rebalance_failing.swap(false, Ordering::Relaxed) {
+                        info!(group = %self.group, topic, "re-balance works again");
+                    }
+                    self.assign(&topic, index, owned).await
+                }
                 // The retry topic only exists once a broker created it for the group.
                 Err(Error::TopicNotFound { .. }) if topic == self.retry_topic => {
                     debug!(topic, "retry topic not created yet")
                 }
-                Err(e) => warn!(group = %self.group, topic, error = %e, "re-balance failed; keeping the current queues"),
+                // Once per outage; later failures are retried at every re-balance.
+                Err(e) if !self.rebalance_failing.swap(true, Ordering::Relaxed) => {
+                    warn!(group = %self.group, topic, error = %e, "re-balance failed; keeping the current queues and retrying")
+                }
+                Err(e) => debug!(group = %self.group, topic, error = %e, "re-balance failed again"),
             }
         }
     }
@@ -67,7 +77,7 @@ impl Shared {
             // rather than giving up every queue until then.
             debug!(group = %self.group, topic, "broker does not list us; sending a heartbeat");
             if let Err(e) = self.heartbeat_now().await {
-                warn!(group = %self.group, error = %e, "heartbeat failed");
+                debug!(group = %self.group, error = %e, "heartbeat failed");
             }
             ids = self.members(&route).await?;
             if !ids.contains(&self.client_id) {
