@@ -39,9 +39,16 @@ pub(crate) struct GroupHeartbeats {
 
 #[derive(Default)]
 struct HubState {
-    /// Group → its `ConsumerData` JSON and heartbeat interval.
-    groups: BTreeMap<String, (Vec<u8>, Duration)>,
+    groups: BTreeMap<String, Member>,
     timer_running: bool,
+}
+
+struct Member {
+    /// Its `ConsumerData` JSON.
+    data: Vec<u8>,
+    interval: Duration,
+    /// A broker took a heartbeat carrying it.
+    announced: bool,
 }
 
 /// The last heartbeat round: when it started (it carried every group registered before), and
@@ -65,7 +72,7 @@ impl GroupHeartbeats {
     /// Adds (or replaces) a group; starts the shared timer if it is not running.
     pub fn register(self: &Arc<Self>, client: &Client, group: &str, data: Vec<u8>, interval: Duration) {
         let mut state = lock(&self.state);
-        state.groups.insert(group.to_string(), (data, interval));
+        state.groups.insert(group.to_string(), Member { data, interval, announced: false });
         if !state.timer_running {
             state.timer_running = true;
             tokio::spawn(self.clone().timer(client.clone()));
@@ -89,16 +96,31 @@ impl GroupHeartbeats {
 
     async fn beat(&self, client: &Client, round: &mut Round) -> Result<(), Error> {
         let started = Instant::now();
-        let datas: Vec<Vec<u8>> = lock(&self.state).groups.values().map(|(data, _)| data.clone()).collect();
+        // Groups the brokers know first: a new group takes the broker long (it creates the
+        // group's retry topic), and known groups expire if not refreshed within 2 minutes.
+        let mut members: Vec<(bool, String, Vec<u8>)> =
+            lock(&self.state).groups.iter().map(|(group, m)| (!m.announced, group.clone(), m.data.clone())).collect();
+        members.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         // A broker restarted or lost us needs the heartbeat even when nothing changed: every broker of any known route.
         let addrs = client.all_broker_addrs();
         let mut accepted = false;
         let mut last_error = None;
         for addr in &addrs {
-            for chunk in datas.chunks(GROUPS_PER_REQUEST) {
-                let body = heartbeat_body_of(client.client_id(), chunk);
+            for chunk in members.chunks(GROUPS_PER_REQUEST) {
+                let datas: Vec<&[u8]> = chunk.iter().map(|(_, _, data)| data.as_slice()).collect();
+                let body = heartbeat_body_of(client.client_id(), &datas);
                 match rpc::heartbeat(client, addr, body, heartbeat_timeout(client, chunk.len())).await {
-                    Ok(()) => accepted = true,
+                    Ok(()) => {
+                        accepted = true;
+                        let mut state = lock(&self.state);
+                        for (_, group, _) in chunk {
+                            if let Some(member) = state.groups.get_mut(group) {
+                                member.announced = true;
+                            }
+                        }
+                    }
+                    // A slow broker may still take the next chunks; an unreachable one will not.
+                    Err(e @ Error::Timeout { .. }) => last_error = Some(e),
                     Err(e) => {
                         last_error = Some(e);
                         break;
@@ -121,7 +143,7 @@ impl GroupHeartbeats {
         loop {
             let interval = {
                 let mut state = lock(&self.state);
-                match state.groups.values().map(|(_, interval)| *interval).min() {
+                match state.groups.values().map(|member| member.interval).min() {
                     Some(interval) => interval,
                     None => {
                         state.timer_running = false;
@@ -155,7 +177,7 @@ fn heartbeat_timeout(client: &Client, groups: usize) -> Duration {
 }
 
 /// A HEART_BEAT body from already-serialized `ConsumerData` entries.
-fn heartbeat_body_of(client_id: &str, consumer_datas: &[Vec<u8>]) -> Vec<u8> {
+fn heartbeat_body_of(client_id: &str, consumer_datas: &[&[u8]]) -> Vec<u8> {
     let mut body = Vec::with_capacity(64 + consumer_datas.iter().map(|d| d.len() + 1).sum::<usize>());
     body.extend_from_slice(b"{\"clientID\":");
     body.extend_from_slice(&serde_json::to_vec(client_id).expect("a string serializes"));
@@ -232,7 +254,8 @@ mod tests {
             Subscription::new("%RETRY%G", "*", 7).unwrap(),
         ];
         let other = consumer_data("H", ConsumeFromWhere::LastOffset, &subs[..1]);
-        let body = heartbeat_body_of("127.0.0.1@1#2", &[consumer_data("G", ConsumeFromWhere::FirstOffset, &subs), other]);
+        let first = consumer_data("G", ConsumeFromWhere::FirstOffset, &subs);
+        let body = heartbeat_body_of("127.0.0.1@1#2", &[&first, &other]);
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["clientID"], "127.0.0.1@1#2");
         assert_eq!(json["producerDataSet"], serde_json::json!([]));
