@@ -98,7 +98,15 @@ async fn the_producer_sends_to_an_auto_created_topic_without_illegal_queues() {
             let sent = sent.unwrap_or_else(|e| panic!("send {i} to the new topic {topic}: {e}"));
             assert!(sent.queue.queue_id < 4, "queue {} of a topic created with 4", sent.queue.queue_id);
         }
-        let route = sender.refresh_route(&topic).await.expect("the topic exists now");
+        // The broker registers the new topic with the name server shortly after creating it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let route = loop {
+            match sender.refresh_route(&topic).await {
+                Ok(route) => break route,
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(e) => panic!("the topic {topic} has no route 30 s after its first send: {e}"),
+            }
+        };
         assert_eq!(route.write_queues(&topic).len(), 4);
     }
 }

@@ -83,6 +83,19 @@ impl GroupHeartbeats {
         lock(&self.state).groups.remove(group);
     }
 
+    /// Returns once a broker took a heartbeat carrying `group`: rounds are shared by the
+    /// consumers starting together, and each round announces at most one request's worth of new
+    /// groups. The error of the last broker if a round reached none.
+    pub async fn join(&self, client: &Client, group: &str) -> Result<(), Error> {
+        loop {
+            let mut round = self.sending.lock().await;
+            if lock(&self.state).groups.get(group).is_none_or(|member| member.announced) {
+                return Ok(());
+            }
+            self.beat(client, &mut round).await?;
+        }
+    }
+
     /// Returns once a heartbeat that started after `since` was taken by a broker, sending one
     /// unless such a round already succeeded: callers waiting together share a round. The error
     /// of the last broker if none took it.
@@ -101,6 +114,9 @@ impl GroupHeartbeats {
         let mut members: Vec<(bool, String, Vec<u8>)> =
             lock(&self.state).groups.iter().map(|(group, m)| (!m.announced, group.clone(), m.data.clone())).collect();
         members.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        // Few new groups per round keep rounds short, so known groups are refreshed in time.
+        let known = members.iter().take_while(|(new, _, _)| !new).count();
+        members.truncate(known + GROUPS_PER_REQUEST);
         // A broker restarted or lost us needs the heartbeat even when nothing changed: every broker of any known route.
         let addrs = client.all_broker_addrs();
         let mut accepted = false;

@@ -391,11 +391,10 @@ impl Shared {
     /// Adds the group to the client's shared heartbeat and waits until a broker took a
     /// heartbeat carrying it.
     async fn join_heartbeats(&self) -> Result<(), Error> {
-        let since = Instant::now();
         let data = heartbeat::consumer_data(&self.group, self.consume_from(), &self.subscriptions);
         let heartbeats = self.client.group_heartbeats();
         heartbeats.register(&self.client, &self.group, data, self.cfg.heartbeat_interval);
-        heartbeats.beat_after(&self.client, since).await
+        heartbeats.join(&self.client, &self.group).await
     }
 
     /// A heartbeat now (shared with other groups asking at the same time), e.g. after a
