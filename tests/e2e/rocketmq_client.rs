@@ -33,7 +33,7 @@ fn client_for(rmq: &RocketMq) -> Client {
 fn consumer_config(group: &str, topic: &str) -> ConsumerConfig {
     let mut cfg = ConsumerConfig::new(group, topic);
     cfg.start = StartPosition::Earliest;
-    cfg.auto_commit_interval = Duration::from_millis(500);
+    cfg.commit_interval = Duration::from_millis(500);
     // Tests change membership on purpose; re-balance quickly even without a notification.
     cfg.rebalance_interval = Duration::from_secs(2);
     cfg.heartbeat_interval = Duration::from_secs(5);

@@ -3,14 +3,17 @@
 # and the quickstart. Jars come from Maven Central, cached outside the repo.
 #
 #   rocketmq.sh fetch <version>                        resolve the jars into $INFLOW_CACHE/rocketmq/<version>/lib
-#   rocketmq.sh start <version> <statedir> [--acl]     start, wait until ready, write <statedir>/env, print NAMESRV
+#   rocketmq.sh start <version> <statedir> [--acl] [--two-namesrv]
+#                                                      start, wait until ready, write <statedir>/env, print NAMESRV;
+#                                                      --two-namesrv: a second name server (NAMESRV2), the broker registers with both
 #   rocketmq.sh stop <statedir>                        stop broker and name server, wait for both to exit
 #   rocketmq.sh restart-broker <statedir>              stop and start the broker on the same ports and store
 #   rocketmq.sh stop-broker <statedir>                 stop only the broker (outage tests) ...
 #   rocketmq.sh start-broker <statedir>                ... and start it again on the same ports and store
 #   rocketmq.sh create-topic <statedir> <topic> [queues]   create (or update) a topic on the broker (default 4 queues)
+#   rocketmq.sh kill-namesrv <statedir> <1|2>          kill -9 one name server (fail-over tests)
 #
-# <statedir>/env (shell syntax): NAMESRV, BROKER, BROKER_NAME, CLUSTER, VERSION, ROCKETMQ_LIB,
+# <statedir>/env (shell syntax): NAMESRV, (NAMESRV2,) BROKER, BROKER_NAME, CLUSTER, VERSION, ROCKETMQ_LIB,
 # and with --acl ACCESS_KEY, SECRET_KEY (an admin account; ACL is enforced for everyone else).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -32,7 +35,7 @@ JDK17_OPENS=(
 )
 
 usage() {
-  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -205,14 +208,16 @@ start_broker() {
 
 cmd_start() {
   [[ $# -ge 2 ]] || usage
-  local version="$1" statedir acl=0 major base
+  local version="$1" statedir acl=0 two_namesrv=0 major base namesrv_addrs
   statedir="$(abs_statedir "$2")"
   shift 2
-  case "${1:-}" in
-    "") ;;
-    --acl) acl=1 ;;
-    *) die "unknown option '$1' (only --acl)" ;;
-  esac
+  for option in "$@"; do
+    case "$option" in
+      --acl) acl=1 ;;
+      --two-namesrv) two_namesrv=1 ;;
+      *) die "unknown option '$option' (only --acl, --two-namesrv)" ;;
+    esac
+  done
   check_version "$version"
   if pid_alive "$(cat "$statedir/namesrv.pid" 2>/dev/null || true)"; then
     die "a RocketMQ rig already runs in $statedir; stop it first: $0 stop $statedir"
@@ -222,8 +227,16 @@ cmd_start() {
   mkdir -p "$statedir/home/conf" "$statedir/logs" "$statedir/store"
   rm -f "$statedir/env"
 
-  # Name server on B; broker on B+3 with its VIP channel on B+3-2 and HA on B+4.
-  base="$(reserve_ports "$statedir" 0 1 3 4)"
+  # Name server on B; broker on B+3 with its VIP channel on B+3-2 and HA on B+4; a second
+  # name server on B+5.
+  if [[ $two_namesrv == 1 ]]; then
+    base="$(reserve_ports "$statedir" 0 1 3 4 5)"
+    namesrv_addrs="127.0.0.1:$base;127.0.0.1:$((base + 5))"
+    echo "listenPort=$((base + 5))" >"$statedir/home/conf/namesrv2.conf"
+  else
+    base="$(reserve_ports "$statedir" 0 1 3 4)"
+    namesrv_addrs="127.0.0.1:$base"
+  fi
   cat >"$statedir/rig.state" <<STATE
 VERSION=$version
 NAMESRV_PORT=$base
@@ -237,7 +250,7 @@ brokerName=$BROKER_NAME
 brokerId=0
 brokerRole=ASYNC_MASTER
 flushDiskType=ASYNC_FLUSH
-namesrvAddr=127.0.0.1:$base
+namesrvAddr=$namesrv_addrs
 brokerIP1=127.0.0.1
 listenPort=$((base + 3))
 haListenPort=$((base + 4))
@@ -256,13 +269,19 @@ CONF
 
   launch "$statedir" namesrv "-Xms64m -Xmx128m -XX:TieredStopAtLevel=1" org.apache.rocketmq.namesrv.NamesrvStartup \
     -c "$statedir/home/conf/namesrv.conf"
-  if ! wait_boot "$statedir" namesrv || ! start_broker "$statedir"; then
+  if [[ $two_namesrv == 1 ]]; then
+    launch "$statedir" namesrv2 "-Xms64m -Xmx128m -XX:TieredStopAtLevel=1" org.apache.rocketmq.namesrv.NamesrvStartup \
+      -c "$statedir/home/conf/namesrv2.conf"
+  fi
+  if ! wait_boot "$statedir" namesrv || { [[ $two_namesrv == 1 ]] && ! wait_boot "$statedir" namesrv2; } \
+    || ! start_broker "$statedir"; then
     stop_all "$statedir"
     die "RocketMQ $version did not start (logs in $statedir/logs)"
   fi
 
   {
     echo "NAMESRV=127.0.0.1:$base"
+    [[ $two_namesrv == 1 ]] && echo "NAMESRV2=127.0.0.1:$((base + 5))"
     echo "BROKER=127.0.0.1:$((base + 3))"
     echo "BROKER_NAME=$BROKER_NAME"
     echo "CLUSTER=$CLUSTER_NAME"
@@ -281,6 +300,7 @@ stop_all() {
   local statedir="$1"
   stop_pidfile "$statedir/broker.pid" "RocketMQ broker"
   stop_pidfile "$statedir/namesrv.pid" "RocketMQ name server"
+  stop_pidfile "$statedir/namesrv2.pid" "second RocketMQ name server"
   release_ports "$statedir"
 }
 
@@ -334,6 +354,18 @@ cmd_create_topic() {
     --topic "$topic" --queues "$queues" "${creds[@]}" >/dev/null
 }
 
+cmd_kill_namesrv() {
+  [[ $# == 2 && ($2 == 1 || $2 == 2) ]] || usage
+  local statedir pidfile pid
+  statedir="$(running_statedir "$1")"
+  pidfile="$statedir/namesrv.pid"
+  [[ $2 == 2 ]] && pidfile="$statedir/namesrv2.pid"
+  [[ -f $pidfile ]] || die "no name server $2 in $statedir (start with --two-namesrv for a second one)"
+  pid="$(cat "$pidfile")"
+  kill -KILL "$pid" 2>/dev/null || true
+  while pid_alive "$pid"; do sleep 0.1; done
+}
+
 main() {
   [[ $# -ge 1 ]] || usage
   local cmd="$1"; shift
@@ -345,6 +377,7 @@ main() {
     stop-broker) cmd_stop_broker "$@" ;;
     start-broker) cmd_start_broker "$@" ;;
     create-topic) cmd_create_topic "$@" ;;
+    kill-namesrv) cmd_kill_namesrv "$@" ;;
     *) usage ;;
   esac
 }

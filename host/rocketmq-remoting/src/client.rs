@@ -17,9 +17,13 @@ use crate::acl::Credentials;
 use crate::codes::{request, response};
 use crate::command::{parse_json, RemotingCommand, DEFAULT_MAX_FRAME};
 use crate::connection::{Connection, Handlers, RequestHandler};
+use crate::consumer::GroupHeartbeats;
 use crate::error::{request_label, Error};
 use crate::namespace;
 use crate::route::{ClusterInfo, TopicRoute};
+
+/// The template topic brokers with `autoCreateTopicEnable` register and create new topics from.
+pub(crate) const AUTO_CREATE_TOPIC: &str = "TBW102";
 
 /// Client settings. `ClientConfig::new(["127.0.0.1:9876"])` and adjust the public fields.
 #[derive(Debug, Clone)]
@@ -94,6 +98,8 @@ struct Inner {
     handlers: Handlers,
     next_handler_id: AtomicU64,
     refresher_started: AtomicBool,
+    /// The consumer groups of this client, heartbeated together.
+    groups: Arc<GroupHeartbeats>,
 }
 
 /// One address of the pool: the live connection and the reconnect back-off state.
@@ -156,6 +162,7 @@ impl Client {
                 handlers: Handlers::default(),
                 next_handler_id: AtomicU64::new(1),
                 refresher_started: AtomicBool::new(false),
+                groups: Arc::new(GroupHeartbeats::new()),
             }),
         })
     }
@@ -276,9 +283,11 @@ impl Client {
                 what: "topic route",
                 reason: e.to_string(),
             }),
-            response::TOPIC_NOT_EXIST => {
-                Err(Error::TopicNotFound { topic: topic.to_string(), namesrv: self.inner.namesrv.clone() })
-            }
+            response::TOPIC_NOT_EXIST => Err(Error::TopicNotFound {
+                topic: topic.to_string(),
+                namesrv: self.inner.namesrv.clone(),
+                auto_create: topic != AUTO_CREATE_TOPIC && Box::pin(self.topic_route(AUTO_CREATE_TOPIC)).await.is_ok(),
+            }),
             _ => Err(self.response_error(&addr, request.code, &response)),
         }
     }
@@ -313,6 +322,20 @@ impl Client {
         addrs.sort();
         addrs.dedup();
         addrs
+    }
+
+    /// Every broker address (masters and slaves) of the cached routes, as Java heartbeats them.
+    pub fn all_broker_addrs(&self) -> Vec<String> {
+        let routes = self.inner.routes.read().unwrap_or_else(|e| e.into_inner());
+        let mut addrs: Vec<String> =
+            routes.values().flat_map(|route| route.broker_datas.iter().flat_map(|b| b.broker_addrs.values().cloned())).collect();
+        addrs.sort();
+        addrs.dedup();
+        addrs
+    }
+
+    pub(crate) fn group_heartbeats(&self) -> &Arc<GroupHeartbeats> {
+        &self.inner.groups
     }
 
     /// Creates (or updates) `topic` with `queues` read and write queues on every master of
@@ -401,7 +424,12 @@ impl Client {
                 let backoff = Duration::from_millis(100u64 << state.failures.min(10)).min(cfg.max_reconnect_backoff);
                 state.retry_at = Some(Instant::now() + backoff);
                 state.last_error = e.to_string();
-                warn!(addr, error = %e, retry_in = ?backoff, "connect failed");
+                // Once per outage; "reconnected" (INFO) tells when it ended.
+                if state.failures == 1 {
+                    warn!(addr, error = %e, "connect failed; retrying with back-off");
+                } else {
+                    debug!(addr, error = %e, retry_in = ?backoff, "connect failed again");
+                }
                 Err(e)
             }
         }

@@ -38,8 +38,17 @@ pub enum Error {
     #[error("malformed {what} from {addr}: {reason}")]
     BadResponse { addr: String, what: &'static str, reason: String },
 
-    #[error("topic {topic:?} does not exist on name servers {namesrv:?}; create it first (or enable autoCreateTopicEnable)")]
-    TopicNotFound { topic: String, namesrv: Vec<String> },
+    #[error("topic {topic:?} does not exist on name servers {namesrv:?}; {}", if *auto_create {
+        "the brokers create topics on first use (autoCreateTopicEnable), so it appears once a producer sends to it"
+    } else {
+        "create it first (or enable autoCreateTopicEnable on the brokers)"
+    })]
+    TopicNotFound {
+        topic: String,
+        namesrv: Vec<String>,
+        /// The brokers auto-create topics (their template topic TBW102 is routed).
+        auto_create: bool,
+    },
 
     #[error("no name server answered {request}; tried {tried:?}; last error: {last}")]
     NameServerUnavailable { request: String, tried: Vec<String>, last: String },
@@ -78,6 +87,15 @@ impl Error {
             self,
             Error::Connect { .. } | Error::Backoff { .. } | Error::ConnectionClosed { .. } | Error::Timeout { .. }
         )
+    }
+
+    /// True for conditions retrying is expected to heal without anyone acting (a broker or name
+    /// server restarting, a topic the brokers will create on first send): worth a WARN, not an
+    /// ERROR.
+    pub fn heals_by_itself(&self) -> bool {
+        self.is_transport()
+            || matches!(self, Error::NoMaster { .. } | Error::NameServerUnavailable { .. } | Error::TopicNotFound { auto_create: true, .. })
+            || matches!(self.remote_code(), Some(response::SYSTEM_BUSY | response::SERVICE_NOT_AVAILABLE))
     }
 
     /// Turns a non-success response to request `request_code` into an error, recognising

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tracing::debug;
 
-use crate::client::Client;
+use crate::client::{Client, AUTO_CREATE_TOPIC};
 use crate::codes::{request, response};
 use crate::command::RemotingCommand;
 use crate::error::Error;
@@ -23,8 +23,8 @@ pub const COMPRESS_BODY_OVER: usize = 4 * 1024;
 const COMPRESS_LEVEL: u32 = 5;
 /// Java's default `maxMessageSize`.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
-/// The topic brokers with `autoCreateTopicEnable` create new topics from.
-const AUTO_CREATE_TOPIC: &str = "TBW102";
+/// Java's `defaultTopicQueueNums`: the queues per broker a topic created on first send gets
+/// (whatever TBW102 has), so only these ids may be picked from TBW102's route.
 const DEFAULT_TOPIC_QUEUES: i32 = 4;
 
 /// A message to send. Topic is the user-facing name (the client's namespace is applied).
@@ -95,7 +95,7 @@ impl Producer {
     pub async fn send(&self, message: OutgoingMessage) -> Result<SendResult, Error> {
         let topic = self.client.wrap(&message.topic);
         let (route, default_topic) = self.route_for_sending(&topic).await?;
-        let queues = route.write_queues(&topic);
+        let queues = sendable_queues(&route, &topic, default_topic);
         if queues.is_empty() {
             return Err(Error::NoWritableQueue { topic: message.topic.clone() });
         }
@@ -228,6 +228,16 @@ struct Prepared {
     sys_flag: i32,
 }
 
+/// The writable queues of `topic`; from TBW102's route (`default_topic`) only those the broker
+/// will create, as Java's `topicRouteData2TopicPublishInfo` caps them.
+fn sendable_queues(route: &TopicRoute, topic: &str, default_topic: bool) -> Vec<MessageQueue> {
+    let mut queues = route.write_queues(topic);
+    if default_topic {
+        queues.retain(|queue| queue.queue_id < DEFAULT_TOPIC_QUEUES);
+    }
+    queues
+}
+
 /// The queue at `index` (round-robin), skipping the broker that just failed when possible.
 fn pick_queue<'a>(queues: &'a [MessageQueue], index: usize, avoid_broker: Option<&str>) -> &'a MessageQueue {
     (0..queues.len())
@@ -318,6 +328,18 @@ mod tests {
         assert!(a.starts_with("0A010203"));
         assert!(a.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_topic_created_on_first_send_gets_at_most_the_default_queue_count() {
+        let route: TopicRoute = crate::command::parse_json(
+            br#"{"brokerDatas":[{"brokerAddrs":{"0":"x:1"},"brokerName":"b","cluster":"C"}],
+                 "queueDatas":[{"brokerName":"b","perm":6,"readQueueNums":8,"writeQueueNums":8}]}"#,
+        )
+        .unwrap();
+        let ids = |queues: Vec<MessageQueue>| queues.into_iter().map(|q| q.queue_id).collect::<Vec<_>>();
+        assert_eq!(ids(sendable_queues(&route, "New", true)), [0, 1, 2, 3]);
+        assert_eq!(ids(sendable_queues(&route, "Known", false)).len(), 8);
     }
 
     #[test]

@@ -3,11 +3,24 @@
 //! what the caller acknowledged.
 //!
 //! ```text
-//! Consumer::start ──▶ heartbeat task (every 30 s, all brokers of the subscribed topics)
-//!                 ──▶ rebalance task (every 20 s and on NOTIFY_CONSUMER_IDS_CHANGED)
+//! Consumer::start ──▶ the client's shared heartbeat (every 30 s, one per broker for all groups)
+//!                 ──▶ rebalance task (every 20 s ± jitter and on NOTIFY_CONSUMER_IDS_CHANGED)
 //!                        └─▶ one pull task per owned queue ──▶ bounded channel ──▶ recv()
-//!                 ──▶ commit task (every auto_commit_interval)           ack() ──┘
+//!                 ──▶ commit task (every commit_interval)                ack() ──┘
 //! ```
+//!
+//! Offsets are committed two ways: every PULL_MESSAGE carries the queue's acknowledged offset
+//! (the commit-offset flag, as the Java push consumer does: free, and as frequent as the
+//! pulls), and the commit task sends UPDATE_CONSUMER_OFFSET every [`ConsumerConfig::commit_interval`]
+//! for queues whose pulls are parked (long poll, back-pressure).
+//!
+//! **Duplicates after a crash.** A consumer that dies without [`Consumer::shutdown`] (kill -9,
+//! drop) leaves the offset of its last pull or commit, whichever came later. What is
+//! redelivered to the next owner of a queue is at most what was in flight at that point:
+//! `max_unacked_per_queue + pull_batch_size` messages per queue (the unacknowledged window
+//! plus one pull batch), and never more than was delivered since the last
+//! `commit_interval` tick. Nothing acknowledged is lost: a commit never goes past an unacked
+//! offset.
 //!
 //! Like Java, the group also consumes its retry topic `%RETRY%<group>`, so messages handed to
 //! [`Consumer::send_back`] come back after their delay, with their original topic restored.
@@ -34,8 +47,9 @@ mod rpc;
 mod subscription;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
@@ -53,6 +67,7 @@ use crate::route::MessageQueue;
 pub use allocate::{allocate_averagely, java_compare, sort_client_ids};
 pub use subscription::{java_string_hash, Subscription};
 
+pub(crate) use heartbeat::GroupHeartbeats;
 use heartbeat::ConsumeFromWhere;
 use offsets::QueueOffsets;
 
@@ -80,8 +95,10 @@ pub struct ConsumerConfig {
     pub pull_batch_size: u32,
     /// A queue is not pulled while this many of its messages are unacknowledged.
     pub max_unacked_per_queue: usize,
-    /// Acknowledged offsets are committed this often (and on revoke and shutdown).
-    pub auto_commit_interval: Duration,
+    /// Acknowledged offsets are committed at least this often (and on every pull, on revoke
+    /// and on shutdown). Shorter: fewer duplicates after a crash, one small request per
+    /// changed queue per tick.
+    pub commit_interval: Duration,
     /// Batches buffered between the pull tasks and [`Consumer::recv`].
     pub channel_capacity: usize,
     /// After this many redeliveries the broker moves a sent-back message to `%DLQ%<group>`.
@@ -90,6 +107,7 @@ pub struct ConsumerConfig {
     pub consume_retry_topic: bool,
     /// How long the broker holds a pull with nothing to return.
     pub long_poll: Duration,
+    /// The client's shared heartbeat runs at the shortest interval of its consumers.
     pub heartbeat_interval: Duration,
     pub rebalance_interval: Duration,
 }
@@ -103,7 +121,7 @@ impl ConsumerConfig {
             start: StartPosition::Latest,
             pull_batch_size: 32,
             max_unacked_per_queue: 1000,
-            auto_commit_interval: Duration::from_secs(5),
+            commit_interval: Duration::from_secs(1),
             channel_capacity: 64,
             max_reconsume_times: 16,
             consume_retry_topic: true,
@@ -120,7 +138,7 @@ impl ConsumerConfig {
             (!(1..=1024).contains(&self.pull_batch_size), format!("pull_batch_size {} is outside 1..=1024", self.pull_batch_size)),
             (self.max_unacked_per_queue == 0, "max_unacked_per_queue is 0; it must be at least 1".to_string()),
             (self.channel_capacity == 0, "channel_capacity is 0; it must be at least 1".to_string()),
-            (self.auto_commit_interval.is_zero(), "auto_commit_interval is 0; use e.g. 5 s".to_string()),
+            (self.commit_interval.is_zero(), "commit_interval is 0; use e.g. 1 s".to_string()),
             (self.long_poll.is_zero(), "long_poll is 0; use e.g. 15 s".to_string()),
         ]
         .into_iter()
@@ -173,6 +191,10 @@ struct Shared {
     stop: CancellationToken,
     /// Serialises commits so an older offset never overtakes a newer one on the wire.
     commit_lock: tokio::sync::Mutex<()>,
+    /// The last re-balance failed (logged once per outage).
+    rebalance_failing: AtomicBool,
+    /// Brokers whose queues fail to pull now, for logging once per outage.
+    outages: pull::Outages,
     /// Created on first use by the send-back fallback.
     fallback_producer: tokio::sync::OnceCell<crate::producer::Producer>,
 }
@@ -230,24 +252,26 @@ impl Consumer {
             rebalance_now: Notify::new(),
             stop: CancellationToken::new(),
             commit_lock: tokio::sync::Mutex::new(()),
+            rebalance_failing: AtomicBool::new(false),
+            outages: pull::Outages::default(),
             fallback_producer: tokio::sync::OnceCell::new(),
         });
         let handler = client.add_request_handler(Arc::new(GroupChangeListener(Arc::downgrade(&shared))));
         let joined = async {
             // The main topic must exist; the retry topic appears after our first heartbeat.
             client.topic_route(&shared.subscriptions[0].topic).await?;
-            shared.send_heartbeats().await?;
+            shared.join_heartbeats().await?;
             shared.rebalance().await;
             Ok::<(), Error>(())
         };
         if let Err(e) = joined.await {
+            client.group_heartbeats().unregister(&shared.group);
             client.remove_request_handler(handler);
             lock(active_members()).remove(&member);
             return Err(e);
         }
         info!(group = %shared.group, topic = %shared.subscriptions[0].topic, client_id = %shared.client_id, "consumer started");
         let tasks = vec![
-            tokio::spawn(shared.clone().heartbeat_loop()),
             tokio::spawn(shared.clone().rebalance_loop()),
             tokio::spawn(shared.clone().commit_loop()),
         ];
@@ -313,6 +337,7 @@ impl Consumer {
             state.stop.cancel();
         }
         let committed = self.shared.commit_all().await;
+        self.shared.client.group_heartbeats().unregister(&self.shared.group);
         self.shared.unregister().await;
         lock(&self.shared.queues).clear();
         info!(group = %self.shared.group, "consumer stopped");
@@ -326,6 +351,7 @@ impl Drop for Consumer {
         for task in &self.tasks {
             task.abort();
         }
+        self.shared.client.group_heartbeats().unregister(&self.shared.group);
         self.shared.client.remove_request_handler(self.handler);
         lock(active_members()).remove(&(self.shared.client_id.clone(), self.shared.group.clone()));
     }
@@ -362,60 +388,37 @@ impl Shared {
         }
     }
 
-    /// Every broker address (masters and slaves) of the subscribed topics' cached routes.
-    async fn broker_addrs(&self) -> Vec<String> {
-        let mut addrs = Vec::new();
-        for subscription in &self.subscriptions {
-            if let Ok(route) = self.client.topic_route(&subscription.topic).await {
-                addrs.extend(route.broker_datas.iter().flat_map(|b| b.broker_addrs.values().cloned()));
-            }
-        }
-        addrs.sort();
-        addrs.dedup();
-        addrs
+    /// Adds the group to the client's shared heartbeat and waits until a broker took a
+    /// heartbeat carrying it.
+    async fn join_heartbeats(&self) -> Result<(), Error> {
+        let data = heartbeat::consumer_data(&self.group, self.consume_from(), &self.subscriptions);
+        let heartbeats = self.client.group_heartbeats();
+        heartbeats.register(&self.client, &self.group, data, self.cfg.heartbeat_interval);
+        heartbeats.join(&self.client, &self.group).await
     }
 
-    /// HEART_BEAT to every broker; succeeds if at least one took it, else the last error.
-    async fn send_heartbeats(&self) -> Result<(), Error> {
-        let body = heartbeat::heartbeat_body(&self.client_id, &self.group, self.consume_from(), &self.subscriptions);
-        let mut last_error = None;
-        let mut accepted = 0;
-        for addr in self.broker_addrs().await {
-            match rpc::heartbeat(&self.client, &addr, body.clone(), self.request_timeout()).await {
-                Ok(()) => accepted += 1,
-                Err(e) => {
-                    warn!(group = %self.group, broker = %addr, error = %e, "heartbeat failed");
-                    last_error = Some(e);
-                }
-            }
-        }
-        match (accepted, last_error) {
-            (0, Some(e)) => Err(e),
-            (0, None) => Err(Error::NoMaster { broker_name: format!("(any broker of topic {})", self.subscriptions[0].topic) }),
-            _ => Ok(()),
-        }
-    }
-
-    async fn heartbeat_loop(self: Arc<Self>) {
-        loop {
-            tokio::select! {
-                _ = self.stop.cancelled() => return,
-                _ = tokio::time::sleep(self.cfg.heartbeat_interval) => {}
-            }
-            if let Err(e) = self.send_heartbeats().await {
-                warn!(group = %self.group, error = %e, "no broker took the heartbeat");
-            }
-        }
+    /// A heartbeat now (shared with other groups asking at the same time), e.g. after a
+    /// broker restart forgot us.
+    async fn heartbeat_now(&self) -> Result<(), Error> {
+        self.client.group_heartbeats().beat_after(&self.client, Instant::now()).await
     }
 
     async fn commit_loop(self: Arc<Self>) {
+        let mut failing = false;
         loop {
             tokio::select! {
                 _ = self.stop.cancelled() => return,
-                _ = tokio::time::sleep(self.cfg.auto_commit_interval) => {}
+                _ = tokio::time::sleep(self.cfg.commit_interval) => {}
             }
-            if let Err(e) = self.commit_all().await {
-                warn!(group = %self.group, error = %e, "offset commit failed; will retry");
+            // Once per outage: commits are retried every interval anyway.
+            match self.commit_all().await {
+                Ok(()) if std::mem::take(&mut failing) => info!(group = %self.group, "offset commits work again"),
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    failing = true;
+                    warn!(group = %self.group, error = %e, "offset commit failed; retrying every commit interval");
+                }
+                Err(e) => debug!(group = %self.group, error = %e, "offset commit failed again"),
             }
         }
     }
@@ -446,7 +449,7 @@ impl Shared {
     }
 
     async fn unregister(&self) {
-        for addr in self.broker_addrs().await {
+        for addr in self.client.all_broker_addrs() {
             if let Err(e) = rpc::unregister(&self.client, &addr, &self.client_id, &self.group, self.request_timeout()).await {
                 debug!(broker = %addr, error = %e, "unregister failed; the broker drops us when our heartbeat expires");
             }

@@ -90,6 +90,11 @@ impl QueueOffsets {
     pub fn persisted(&mut self, offset: i64) {
         self.persisted = offset;
     }
+
+    /// A commit that raced with others (piggy-backed on a pull) never moves `persisted` back.
+    pub fn persisted_at_least(&mut self, offset: i64) {
+        self.persisted = self.persisted.max(offset);
+    }
 }
 
 #[cfg(test)]
@@ -163,6 +168,19 @@ mod tests {
         assert_eq!(q.pending_commit(), Some(42), "a computed start offset is committed");
         q.start(42, 42);
         assert_eq!(q.pending_commit(), None, "a stored start offset is not committed again");
+    }
+
+    #[test]
+    fn a_piggy_backed_commit_never_moves_persisted_back() {
+        let mut q = QueueOffsets::new(0, -1);
+        q.delivered([0, 1, 2], 3);
+        q.ack(0);
+        q.ack(1);
+        q.persisted(2);
+        q.persisted_at_least(1);
+        assert_eq!(q.pending_commit(), None, "2 is stored; the older piggy-backed 1 does not count");
+        q.ack(2);
+        assert_eq!(q.pending_commit(), Some(3));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The per-queue task: find the start offset, then long-poll PULL_MESSAGE, re-check tags,
 //! hand batches to the channel, and stop pulling while too much is unacknowledged.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::error::Error;
 use crate::message::{decode_messages, property, MessageExt};
@@ -48,24 +49,84 @@ impl Backoff {
     }
 }
 
+/// Retried failures of one consumer's queues, per broker: one WARN when the first queue of a
+/// broker fails, one INFO when the last of them works again, DEBUG in between. A broker
+/// restart is then two lines per consumer, not one per queue per retry.
+#[derive(Default)]
+pub(super) struct Outages {
+    /// Broker name → (queues failing now, since when).
+    failing: Mutex<HashMap<String, (usize, Instant)>>,
+}
+
+/// One queue's part in [`Outages`]; ends on drop (queue revoked or stopped while failing).
+struct QueueHealth<'a> {
+    outages: &'a Outages,
+    group: &'a str,
+    queue: &'a MessageQueue,
+    failing: bool,
+}
+
+impl QueueHealth<'_> {
+    fn failed(&mut self, what: &str, error: &Error) {
+        if self.failing {
+            debug!(queue = %self.queue, error = %error, "{what} failed again; retrying");
+            return;
+        }
+        self.failing = true;
+        let mut failing = lock(&self.outages.failing);
+        let (count, _) = failing.entry(self.queue.broker_name.clone()).or_insert((0, Instant::now()));
+        *count += 1;
+        if *count == 1 {
+            warn!(group = self.group, broker = %self.queue.broker_name, error = %error, "{what} failed; retrying until the broker answers");
+        } else {
+            debug!(queue = %self.queue, error = %error, "{what} failed; retrying");
+        }
+    }
+
+    fn recovered(&mut self) {
+        if !std::mem::take(&mut self.failing) {
+            return;
+        }
+        let mut failing = lock(&self.outages.failing);
+        if let Some((count, since)) = failing.get_mut(&self.queue.broker_name) {
+            *count -= 1;
+            if *count == 0 {
+                info!(group = self.group, broker = %self.queue.broker_name, after = ?since.elapsed(), "pulls work again");
+                failing.remove(&self.queue.broker_name);
+            }
+        }
+    }
+}
+
+impl Drop for QueueHealth<'_> {
+    fn drop(&mut self) {
+        self.recovered();
+    }
+}
+
 impl Shared {
     pub(super) async fn consume_queue(self: Arc<Self>, state: Arc<QueueState>, subscription: usize) {
         let stop = &state.stop;
         let queue = &state.queue;
         let mut backoff = Backoff::new();
+        let mut health = QueueHealth { outages: &self.outages, group: &self.group, queue, failing: false };
         loop {
             let found = tokio::select! {
                 _ = stop.cancelled() => return,
-                found = self.start_offset(queue) => found,
+                found = async {
+                    let _permit = self.client.group_heartbeats().startup_permit().await;
+                    self.start_offset(queue).await
+                } => found,
             };
             match found {
                 Ok((offset, stored)) => {
+                    health.recovered();
                     debug!(queue = %queue, offset, stored, "starting");
                     lock(&state.offsets).start(offset, stored);
                     break;
                 }
                 Err(e) => {
-                    warn!(queue = %queue, error = %e, "cannot find the start offset; retrying");
+                    health.failed("finding the start offset", &e);
                     if !backoff.wait(stop).await {
                         return;
                     }
@@ -82,11 +143,18 @@ impl Shared {
                     _ = state.room.notified() => {}
                 }
             }
-            let offset = lock(&state.offsets).next_pull();
+            let (offset, commit_offset) = {
+                let offsets = lock(&state.offsets);
+                (offsets.next_pull(), offsets.pending_commit())
+            };
             let pulled = tokio::select! {
                 _ = stop.cancelled() => return,
-                pulled = self.pull(queue, offset, subscription) => pulled,
+                pulled = self.pull(queue, offset, commit_offset, subscription) => pulled,
             };
+            if let (Ok(_), Some(committed)) = (&pulled, commit_offset) {
+                // The broker stored it when the pull arrived.
+                lock(&state.offsets).persisted_at_least(committed);
+            }
             let messages = match pulled {
                 Ok(PullResult::Found { body, next_begin }) => match decode_messages(&body) {
                     Ok(messages) => {
@@ -121,7 +189,7 @@ impl Shared {
                     Vec::new()
                 }
                 Err(e) => {
-                    warn!(queue = %queue, offset, error = %e, "pull failed; retrying");
+                    health.failed("pulling", &e);
                     if !backoff.wait(stop).await {
                         return;
                     }
@@ -129,6 +197,7 @@ impl Shared {
                 }
             };
             backoff.reset();
+            health.recovered();
             if messages.is_empty() {
                 continue;
             }
@@ -140,7 +209,13 @@ impl Shared {
         }
     }
 
-    async fn pull(&self, queue: &MessageQueue, offset: i64, subscription: &super::Subscription) -> Result<PullResult, Error> {
+    async fn pull(
+        &self,
+        queue: &MessageQueue,
+        offset: i64,
+        commit_offset: Option<i64>,
+        subscription: &super::Subscription,
+    ) -> Result<PullResult, Error> {
         let addr = self.client.find_master(&queue.topic, &queue.broker_name).await?;
         let request = PullRequest {
             group: &self.group,
@@ -149,6 +224,7 @@ impl Shared {
             max_messages: self.cfg.pull_batch_size,
             subscription,
             suspend: self.cfg.long_poll,
+            commit_offset,
         };
         rpc::pull(&self.client, &addr, request).await
     }

@@ -2,7 +2,9 @@
 //! stopping the per-queue pull tasks accordingly.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
@@ -13,12 +15,20 @@ use super::allocate::{allocate_averagely, sort_client_ids};
 use super::offsets::QueueOffsets;
 use super::{lock, rpc, QueueState, Shared};
 
+/// `interval` scaled by a random factor in [0.5, 1.5).
+fn jittered(interval: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    interval.mul_f64(0.5 + (random % 1000) as f64 / 1000.0)
+}
+
 impl Shared {
     pub(super) async fn rebalance_loop(self: Arc<Self>) {
         loop {
             tokio::select! {
                 _ = self.stop.cancelled() => return,
-                _ = tokio::time::sleep(self.cfg.rebalance_interval) => {}
+                // Jitter: thousands of consumers started together do not re-balance together.
+                _ = tokio::time::sleep(jittered(self.cfg.rebalance_interval)) => {}
                 _ = self.rebalance_now.notified() => {}
             }
             self.rebalance().await;
@@ -29,20 +39,34 @@ impl Shared {
     pub(super) async fn rebalance(self: &Arc<Self>) {
         for index in 0..self.subscriptions.len() {
             let topic = self.subscriptions[index].topic.clone();
-            match self.owned_queues(&topic).await {
-                Ok(owned) => self.assign(&topic, index, owned).await,
+            let owned = {
+                let _permit = self.client.group_heartbeats().startup_permit().await;
+                self.owned_queues(&topic).await
+            };
+            match owned {
+                Ok(owned) => {
+                    if self.rebalance_failing.swap(false, Ordering::Relaxed) {
+                        info!(group = %self.group, topic, "re-balance works again");
+                    }
+                    self.assign(&topic, index, owned).await
+                }
                 // The retry topic only exists once a broker created it for the group.
                 Err(Error::TopicNotFound { .. }) if topic == self.retry_topic => {
                     debug!(topic, "retry topic not created yet")
                 }
-                Err(e) => warn!(group = %self.group, topic, error = %e, "re-balance failed; keeping the current queues"),
+                // Once per outage; later failures are retried at every re-balance.
+                Err(e) if !self.rebalance_failing.swap(true, Ordering::Relaxed) => {
+                    warn!(group = %self.group, topic, error = %e, "re-balance failed; keeping the current queues and retrying")
+                }
+                Err(e) => debug!(group = %self.group, topic, error = %e, "re-balance failed again"),
             }
         }
     }
 
     /// The queues of `topic` this member should own now (AllocateMessageQueueAveragely).
     async fn owned_queues(&self, topic: &str) -> Result<Vec<MessageQueue>, Error> {
-        let route = self.client.refresh_route(topic).await?;
+        // The cached route: the client refreshes every route periodically.
+        let route = self.client.topic_route(topic).await?;
         let queues = route.read_queues(topic); // sorted by topic, broker name, queue id
         if queues.is_empty() {
             return Ok(Vec::new());
@@ -52,8 +76,8 @@ impl Shared {
             // A restarted broker forgets its members until their next heartbeat: send ours now
             // rather than giving up every queue until then.
             debug!(group = %self.group, topic, "broker does not list us; sending a heartbeat");
-            if let Err(e) = self.send_heartbeats().await {
-                warn!(group = %self.group, error = %e, "heartbeat failed");
+            if let Err(e) = self.heartbeat_now().await {
+                debug!(group = %self.group, error = %e, "heartbeat failed");
             }
             ids = self.members(&route).await?;
             if !ids.contains(&self.client_id) {

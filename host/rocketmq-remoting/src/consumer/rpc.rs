@@ -13,6 +13,8 @@ use crate::route::MessageQueue;
 use super::heartbeat::ConsumerList;
 use super::subscription::Subscription;
 
+/// `PullSysFlag`: the broker stores `commitOffset` as the group's offset of the queue.
+const PULL_FLAG_COMMIT_OFFSET: i32 = 0x1;
 /// `PullSysFlag`: hold the request until messages arrive (long poll).
 const PULL_FLAG_SUSPEND: i32 = 0x2;
 /// `PullSysFlag`: the request carries the subscription, so the broker does not need our
@@ -39,21 +41,30 @@ pub(crate) struct PullRequest<'a> {
     pub max_messages: u32,
     pub subscription: &'a Subscription,
     pub suspend: Duration,
+    /// The acknowledged offset to store with this pull (Java's push consumer piggy-backs it).
+    pub commit_offset: Option<i64>,
 }
 
-pub(crate) async fn pull(client: &Client, addr: &str, pull: PullRequest<'_>) -> Result<PullResult, Error> {
-    let request = RemotingCommand::request(request::PULL_MESSAGE)
+fn pull_command(pull: &PullRequest<'_>) -> RemotingCommand {
+    // Like Java, only a positive offset is worth committing (0 is every queue's start).
+    let commit_offset = pull.commit_offset.filter(|offset| *offset > 0);
+    let commit_flag = if commit_offset.is_some() { PULL_FLAG_COMMIT_OFFSET } else { 0 };
+    RemotingCommand::request(request::PULL_MESSAGE)
         .with_field("consumerGroup", pull.group)
         .with_field("topic", &pull.queue.topic)
         .with_field("queueId", pull.queue.queue_id)
         .with_field("queueOffset", pull.offset)
         .with_field("maxMsgNums", pull.max_messages)
-        .with_field("sysFlag", PULL_FLAG_SUSPEND | PULL_FLAG_SUBSCRIPTION)
-        .with_field("commitOffset", 0)
+        .with_field("sysFlag", commit_flag | PULL_FLAG_SUSPEND | PULL_FLAG_SUBSCRIPTION)
+        .with_field("commitOffset", commit_offset.unwrap_or(0))
         .with_field("suspendTimeoutMillis", pull.suspend.as_millis())
         .with_field("subscription", &pull.subscription.expression)
         .with_field("subVersion", pull.subscription.version)
-        .with_field("expressionType", "TAG");
+        .with_field("expressionType", "TAG")
+}
+
+pub(crate) async fn pull(client: &Client, addr: &str, pull: PullRequest<'_>) -> Result<PullResult, Error> {
+    let request = pull_command(&pull);
     // Java waits 30 s for a 15 s long poll: the broker answers at the end of the hold.
     let timeout = pull.suspend * 2;
     let response = client.invoke(addr, request, timeout).await?;
@@ -175,4 +186,40 @@ fn offset_field(addr: &str, response: &RemotingCommand, name: &'static str) -> R
         what: "offset response",
         reason: format!("no numeric {name:?} header"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(commit_offset: Option<i64>) -> RemotingCommand {
+        let queue = MessageQueue { topic: "T".into(), broker_name: "b".into(), queue_id: 3 };
+        let subscription = Subscription::new("T", "*", 1).unwrap();
+        pull_command(&PullRequest {
+            group: "G",
+            queue: &queue,
+            offset: 40,
+            max_messages: 32,
+            subscription: &subscription,
+            suspend: Duration::from_secs(15),
+            commit_offset,
+        })
+    }
+
+    #[test]
+    fn a_pull_carries_the_acknowledged_offset_with_the_commit_flag() {
+        let pull = command(Some(37));
+        assert_eq!(pull.field("sysFlag"), Some("7"), "commit | suspend | subscription");
+        assert_eq!(pull.field("commitOffset"), Some("37"));
+        assert_eq!(pull.field("queueOffset"), Some("40"));
+    }
+
+    #[test]
+    fn nothing_to_commit_clears_the_flag() {
+        for nothing in [None, Some(0)] {
+            let pull = command(nothing);
+            assert_eq!(pull.field("sysFlag"), Some("6"));
+            assert_eq!(pull.field("commitOffset"), Some("0"));
+        }
+    }
 }
