@@ -23,9 +23,12 @@ fi
 step "build: cargo build --profile dist -p inflow --target $target"
 CC_x86_64_unknown_linux_musl=musl-gcc cargo build --locked --profile dist -p inflow --target "$target"
 bin="target/$target/dist/inflow"
-# ldd exits non-zero on a static binary; a dynamic one must stop the release.
-if ldd "$bin" 2>&1 | grep -q '=>'; then
-  echo "$bin is dynamically linked:" >&2; ldd "$bin" >&2; exit 1
+# A dynamic binary would run only beside a compatible libc: stop the release. (ldd exits non-zero
+# on a static one, saying "not a dynamic executable".)
+linked=$(ldd "$bin" 2>&1 || true)
+echo "ldd: $linked"
+if [[ $linked == *"=>"* ]]; then
+  echo "$bin is dynamically linked" >&2; exit 1
 fi
 "$bin" --version
 version=$("$bin" --version | awk '{print $2}')
