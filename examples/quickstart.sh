@@ -5,6 +5,7 @@
 # `inflow send`, show them arriving over MQTT with mosquitto_sub, then stop everything.
 #
 #   examples/quickstart.sh [rocketmq-version]     (default: the first line of tests/rig/versions)
+#   INFLOW_BIN=path/to/inflow examples/quickstart.sh   runs that binary (e.g. a release) instead of building one
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -28,14 +29,18 @@ trap cleanup EXIT
 say "installing what is missing (Mosquitto, JDK + Maven, RocketMQ $version jars, Rust wasm target)"
 scripts/install/mosquitto.sh
 scripts/install/rocketmq.sh
-say "building inflow and the Rust example plugin"
-cargo build --release -p inflow
+if [[ -n ${INFLOW_BIN:-} ]]; then
+  say "using $INFLOW_BIN ($("$INFLOW_BIN" --version)); building the Rust example plugin"
+else
+  say "building inflow and the Rust example plugin"
+  cargo build --release -p inflow
+fi
 plugins/build.sh rust
 
 say "starting RocketMQ $version and Mosquitto on loopback"
 eval "$(tests/rig/shared.sh up "$version" "$work/rig")"
 echo "RocketMQ name server $INFLOW_TEST_NAMESRV, Mosquitto $INFLOW_TEST_MQTT"
-inflow=target/release/inflow
+inflow="${INFLOW_BIN:-target/release/inflow}"
 for topic in device-commands factory-readings; do
   tests/rig/rocketmq.sh create-topic "$work/rig/rocketmq" "$topic" 4 >/dev/null
 done

@@ -12,6 +12,7 @@
 //! eval "$(tests/rig/shared.sh up 4.9.8 /tmp/inflow-bench)"      # brokers (prints the exports)
 //! plugins/build.sh rust
 //! cargo build --release -p inflow && cargo run --release -p inflow --example bench [-- COUNT]
+//! INFLOW_BIN=target/release-dist/inflow cargo run --release -p inflow --example bench   # another build
 //! tests/rig/shared.sh down /tmp/inflow-bench
 //! ```
 
@@ -81,6 +82,11 @@ impl Subscriber {
     }
 }
 
+/// The inflow under test: INFLOW_BIN (e.g. a release build) or the test build.
+fn inflow_bin() -> PathBuf {
+    std::env::var_os("INFLOW_BIN").map(PathBuf::from).unwrap_or_else(|| repo().join("target/release/inflow"))
+}
+
 fn rate(count: u64, took: Duration) -> f64 {
     count as f64 / took.as_secs_f64()
 }
@@ -100,12 +106,12 @@ fn inflow_run(rules: &str, parent: &str, count: u64, plugins: &Path) -> (f64, f6
     );
     std::fs::write(dir.join("inflow.toml"), config).unwrap();
     let sub = Subscriber::start(&format!("{parent}/#"), count);
-    let child = Command::new(repo().join("target/release/inflow"))
+    let child = Command::new(inflow_bin())
         .args(["run", "-c"])
         .arg(dir.join("inflow.toml"))
         .env("INFLOW_LOG", "warn")
         .spawn()
-        .expect("target/release/inflow (cargo build --release -p inflow)");
+        .expect("the inflow binary: INFLOW_BIN, or cargo build --release -p inflow");
     let took = sub.wait(count);
     let pid = child.id() as libc::pid_t;
     // SAFETY: plain syscalls on our own child; rusage is a plain C struct.
@@ -216,7 +222,7 @@ fn main() {
 /// Pre-loads `count` copies of one JSON body with `inflow send` (our producer): the Java tool's
 /// bulk mode only makes generated text bodies.
 fn produce_json(topic: &str, count: u64, body: &str) {
-    let status = Command::new(repo().join("target/release/inflow"))
+    let status = Command::new(inflow_bin())
         .args(["send", "--namesrv", &env("INFLOW_TEST_NAMESRV"), "--topic", topic, "--property", "site=s1", "--body", body, "--count", &count.to_string()])
         .stdout(Stdio::null())
         .status()

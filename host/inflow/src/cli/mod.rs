@@ -8,7 +8,7 @@ mod send;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "inflow", version, about = "Carries messages from Apache RocketMQ into MQTT, one rule at a time, through the built-in mapping or WebAssembly plugins.")]
+#[command(name = "inflow", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("INFLOW_COMMIT"), ")"), about = "Carries messages from Apache RocketMQ into MQTT, one rule at a time, through the built-in mapping or WebAssembly plugins.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
