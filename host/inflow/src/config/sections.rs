@@ -176,7 +176,7 @@ pub(super) fn check_plugins(raw: RawPlugins, base_dir: &Path) -> PluginsConfig {
     PluginsConfig { dir, cache_dir }
 }
 
-/// The admin section; absent, the server listens on loopback. The token is not checked here
+/// The admin section; without `listen`, the server listens on loopback. The token is not checked here
 /// (see [`AdminConfig::check_token`]).
 pub(super) fn check_admin(raw: RawAdmin, ctx: &Context<'_>, errors: &mut Errors) -> AdminConfig {
     let listen = match (raw.enabled, raw.listen.as_deref()) {

@@ -27,13 +27,18 @@ pub fn parse(text: &str, ctx: &Context<'_>) -> Result<Config, ConfigErrors> {
     let rocketmq: RawRocketMq = section(&table, "rocketmq", &mut errors).unwrap_or_default();
     let mqtt: RawMqtt = section(&table, "mqtt", &mut errors).unwrap_or_default();
     let plugins: RawPlugins = section(&table, "plugins", &mut errors).unwrap_or_default();
-    let admin: RawAdmin = section(&table, "admin", &mut errors).unwrap_or_default();
+    // Without an [admin] section there is no admin server: several inflow processes on one
+    // host (tests, side-by-side instances) must not compete for one default port.
+    let admin: Option<RawAdmin> = section(&table, "admin", &mut errors);
     let rules_folder: RawRulesFolder = rules_folder_section(&table, &mut errors).unwrap_or_default();
 
     let rocketmq = check_rocketmq(rocketmq, ctx, &mut errors);
     let mqtt = check_mqtt(mqtt, ctx, &mut errors);
     let plugins = check_plugins(plugins, ctx.base_dir);
-    let admin = check_admin(admin, ctx, &mut errors);
+    let admin = match admin {
+        Some(admin) => check_admin(admin, ctx, &mut errors),
+        None => AdminConfig { listen: None, max_body_bytes: AdminConfig::DEFAULT_MAX_BODY_BYTES, token: None },
+    };
     let rules_dir = check_rules_folder(rules_folder, ctx.base_dir);
     let lookup = PluginLookup { dir: &plugins.dir, exists: ctx.plugin_exists };
     let rules = check_rules(&table, &lookup, &mut errors);
@@ -238,6 +243,8 @@ client_id = "c1"
         let c = parse_with(BASE, &[]).unwrap();
         assert_eq!(c.rocketmq.commit_interval, Duration::from_millis(1000));
         assert_eq!(c.mqtt.max_packet_bytes, None);
+        assert_eq!(c.admin.listen, None, "no [admin] section, no admin server");
+        let c = parse_with(&format!("{BASE}[admin]\n"), &[]).unwrap();
         assert_eq!((c.admin.listen, c.admin.max_body_bytes), (Some("127.0.0.1:9464".parse().unwrap()), 1 << 20));
         assert_eq!(c.rules_dir, Path::new("/etc/inflow/rules.d"));
         let c = parse_with(

@@ -46,8 +46,9 @@ impl SinkStats {
     }
 
     pub(crate) fn record_ack_latency(&self, latency: Duration) {
-        let ms = latency.as_millis() as u64;
-        let bucket = ACK_LATENCY_BOUNDS_MS.iter().position(|&bound| ms <= bound).unwrap_or(ACK_LATENCY_BOUNDS_MS.len());
+        // In microseconds: whole milliseconds would put 1.5 ms into the 1 ms bucket.
+        let us = latency.as_micros() as u64;
+        let bucket = ACK_LATENCY_BOUNDS_MS.iter().position(|&bound| us <= bound * 1000).unwrap_or(ACK_LATENCY_BOUNDS_MS.len());
         self.ack_latency[bucket].fetch_add(1, Ordering::Relaxed);
         self.ack_latency_sum_us.fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
     }

@@ -23,8 +23,9 @@ pub fn client(config: &RocketMqConfig) -> Result<Client, rocketmq_remoting::Erro
 }
 
 /// The consumer settings of one rule.
-pub fn consumer_config(rule: &RuleConfig) -> ConsumerConfig {
+pub fn consumer_config(rule: &RuleConfig, rocketmq: &RocketMqConfig) -> ConsumerConfig {
     let mut cfg = ConsumerConfig::new(rule.source.group.clone(), rule.source.topic.clone());
+    cfg.commit_interval = rocketmq.commit_interval;
     cfg.expression = rule.source.expression.clone();
     cfg.start = match rule.source.start {
         StartFrom::Latest => StartPosition::Latest,
@@ -63,12 +64,15 @@ pub trait Subscription: Send + 'static {
 
 /// The real source: cluster consumers on the process's RocketMQ client.
 #[derive(Clone)]
-pub struct RocketMq(pub Client);
+pub struct RocketMq {
+    pub client: Client,
+    pub config: RocketMqConfig,
+}
 
 impl Source for RocketMq {
     type Subscription = Consumer;
     async fn subscribe(&self, rule: &RuleConfig) -> anyhow::Result<Consumer> {
-        Ok(Consumer::start(self.0.clone(), consumer_config(rule)).await?)
+        Ok(Consumer::start(self.client.clone(), consumer_config(rule, &self.config)).await?)
     }
 }
 

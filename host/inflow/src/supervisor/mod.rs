@@ -10,7 +10,6 @@ use crate::source::RocketMq;
 use anyhow::Context as _;
 use inflow_plugin::{PluginDir, Runtime, RuntimeConfig};
 use crate::rule::{self, RuleEnv};
-use rocketmq_remoting::Client;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -44,7 +43,7 @@ impl Rules {
 }
 
 pub struct Supervisor {
-    client: Client,
+    source: RocketMq,
     sink: Sink,
     plugins: Option<PluginDir>,
     max_topic_bytes: usize,
@@ -81,7 +80,7 @@ impl Supervisor {
             None
         };
         let mut supervisor = Supervisor {
-            client,
+            source: RocketMq { client, config: config.rocketmq.clone() },
             sink,
             plugins,
             max_topic_bytes: config.mqtt.max_topic_bytes,
@@ -113,7 +112,7 @@ impl Supervisor {
             ),
         };
         let env = RuleEnv {
-            source: RocketMq(self.client.clone()),
+            source: self.source.clone(),
             publisher: self.sink.clone(),
             max_topic_bytes: self.max_topic_bytes,
             plugin,
