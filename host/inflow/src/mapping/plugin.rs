@@ -127,32 +127,12 @@ impl MessageView for Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rocketmq_remoting::MessageExt;
     use rocketmq_remoting::Properties;
 
     #[test]
     fn plugins_get_the_decoded_wire_form_of_the_properties_without_a_copy() {
         let wire = "UNIQ_KEY\u{1}AC1F\u{2}device\u{1}press-7\u{2}site\u{1}plant-a\u{2}";
-        let host = "127.0.0.1:10911".parse().unwrap();
-        let message = Message(MessageExt {
-            topic: "t".into(),
-            broker_name: String::new(),
-            queue_id: 0,
-            queue_offset: 0,
-            commit_log_offset: 0,
-            store_size: 0,
-            body_crc: 0,
-            flag: 0,
-            sys_flag: 0,
-            born_timestamp: 0,
-            store_timestamp: 0,
-            born_host: host,
-            store_host: host,
-            reconsume_times: 0,
-            prepared_transaction_offset: 0,
-            body: Default::default(),
-            properties: Properties::parse(wire),
-        });
+        let message = Message(crate::source::test_message(0, 0, Properties::parse(wire)));
         assert!(matches!(message.encoded_properties(), Cow::Borrowed(encoded) if encoded == wire));
         assert_eq!(message.property("site"), Some("plant-a"));
     }

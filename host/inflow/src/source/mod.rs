@@ -92,3 +92,28 @@ impl Subscription for Consumer {
         Ok(Consumer::shutdown(self).await?)
     }
 }
+
+/// A stored message at `queue`/`offset` with these properties, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_message(queue: i32, offset: i64, properties: rocketmq_remoting::Properties) -> MessageExt {
+    let host = "127.0.0.1:10911".parse().unwrap();
+    MessageExt {
+        topic: "T".into(),
+        broker_name: "b".into(),
+        queue_id: queue,
+        queue_offset: offset,
+        commit_log_offset: 0,
+        store_size: 0,
+        body_crc: 0,
+        flag: 0,
+        sys_flag: 0,
+        born_timestamp: 0,
+        store_timestamp: 0,
+        born_host: host,
+        store_host: host,
+        reconsume_times: 0,
+        prepared_transaction_offset: 0,
+        body: bytes::Bytes::from_static(b"body"),
+        properties,
+    }
+}

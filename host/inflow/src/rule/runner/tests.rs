@@ -7,7 +7,6 @@ use crate::config::{parse, Context};
 use crate::mapping::PluginInstance;
 use crate::sink::{Completion, Publish};
 use crate::source::Batch;
-use bytes::Bytes;
 use rocketmq_remoting::{MessageExt, Properties};
 use std::path::Path;
 use std::sync::Mutex;
@@ -134,26 +133,7 @@ fn rule(extra: &str) -> RuleConfig {
 }
 
 fn message(queue: i32, offset: i64, properties: &[(&str, &str)]) -> MessageExt {
-    let host = "127.0.0.1:10911".parse().unwrap();
-    MessageExt {
-        topic: "T".into(),
-        broker_name: "b".into(),
-        queue_id: queue,
-        queue_offset: offset,
-        commit_log_offset: 0,
-        store_size: 0,
-        body_crc: 0,
-        flag: 0,
-        sys_flag: 0,
-        born_timestamp: 0,
-        store_timestamp: 0,
-        born_host: host,
-        store_host: host,
-        reconsume_times: 0,
-        prepared_transaction_offset: 0,
-        body: Bytes::from_static(b"body"),
-        properties: properties.iter().copied().collect::<Properties>(),
-    }
+    crate::source::test_message(queue, offset, properties.iter().copied().collect::<Properties>())
 }
 
 fn batch(queue: i32, messages: Vec<MessageExt>) -> Batch {
