@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// What a rule needs from the process.
 pub(crate) struct RuleEnv<S, P, V> {
@@ -50,22 +50,39 @@ pub(crate) async fn run<S: Source, P: Publisher, V: PluginVersion>(
         return;
     }
     let mut backoff = Duration::from_millis(500);
+    // The failure to start last logged: a retry failing the same way logs at debug level only.
+    let mut failing: Option<String> = None;
+    let mut attempts = 0u32;
     loop {
         if *stop.borrow() {
             break;
         }
         let Some(mut mapper) = mapper(&rule, &mut env, &mut stop, &status).await else { break };
         let _ = status.send(RuleStatus::Starting);
+        attempts += 1;
         let subscription = match env.source.subscribe(&rule).await {
             Ok(s) => s,
             Err(e) => {
-                error!(rule = %id, error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "rule cannot start its consumer");
-                let _ = status.send(RuleStatus::Failed(format!("{e:#}")));
+                let error = format!("{e:#}");
+                let retry_in_ms = backoff.as_millis() as u64;
+                if failing.as_deref() == Some(error.as_str()) {
+                    debug!(rule = %id, error = %error, retry_in_ms, "rule still cannot start its consumer");
+                } else if crate::source::heals_by_itself(&e) {
+                    warn!(rule = %id, error = %error, retry_in_ms, "rule cannot start its consumer yet; retrying");
+                } else {
+                    error!(rule = %id, error = %error, retry_in_ms, "rule cannot start its consumer");
+                }
+                let _ = status.send(RuleStatus::Failed(error.clone()));
+                failing = Some(error);
                 tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = stop.changed() => {} }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
+        if failing.take().is_some() {
+            info!(rule = %id, attempts, "rule's consumer started after failed attempts");
+        }
+        attempts = 0;
         backoff = Duration::from_millis(500);
         let _ = status.send(RuleStatus::Running);
         info!(rule = %id, topic = %rule.source.topic, group = %rule.source.group, parent_topic = %rule.parent_topic,

@@ -35,6 +35,12 @@ pub fn consumer_config(rule: &RuleConfig, rocketmq: &RocketMqConfig) -> Consumer
     cfg
 }
 
+/// Whether a failure to subscribe is expected to heal without anyone acting (a broker
+/// restarting, a topic the brokers will create): a warning, not an error.
+pub fn heals_by_itself(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<rocketmq_remoting::Error>().is_some_and(rocketmq_remoting::Error::heals_by_itself)
+}
+
 /// A consumed RocketMQ message, shared (behind an `Arc`) by the rule runner and the mapping.
 pub struct Message(pub MessageExt);
 
