@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use crate::mosquitto::{Mosquitto, MqttVersion};
-use crate::rig::unique_name;
 use crate::rocketmq::RocketMq;
 
 /// A TOML basic string: quoted, with `\`, `"` and control characters escaped.
@@ -77,7 +76,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// A config for these brokers: the name server, the MQTT URL, a unique client id, MQTT 5,
+    /// A config for these brokers: the name server, the MQTT URL, MQTT 5,
     /// and the compiled-plugin cache shared by all tests (compiling Python and JavaScript
     /// components takes seconds). For a secure Mosquitto, its username and CA; the password
     /// is left to `INFLOW_MQTT_PASSWORD`.
@@ -86,7 +85,6 @@ impl Config {
         config.table("rocketmq").set("namesrv", format!("[{}]", toml_string(&rmq.namesrv)));
         let mqtt_table = config.table("mqtt");
         mqtt_table.set("url", toml_string(&mqtt.url()));
-        mqtt_table.set("client_id", toml_string(&unique_name("inflow")));
         let config = config.protocol(MqttVersion::V5);
         let cache = std::env::temp_dir().join("inflow-e2e-compiled");
         let mut config = config.plugin_cache_dir(&cache);
@@ -99,6 +97,12 @@ impl Config {
 
     fn table(&mut self, name: &str) -> &mut Table {
         table(&mut self.tables, name)
+    }
+
+    /// `[mqtt] client_id`.
+    pub fn client_id(mut self, id: &str) -> Config {
+        self.table("mqtt").set("client_id", toml_string(id));
+        self
     }
 
     /// `[mqtt] protocol`.

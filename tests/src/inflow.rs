@@ -35,7 +35,8 @@ pub struct Inflow {
 }
 
 impl Inflow {
-    /// Writes `config` and starts inflow on it.
+    /// Writes `config` with a client id of this inflow's own (two processes with one id would
+    /// take the MQTT connection from each other) and starts inflow on it.
     pub fn start(config: &Config) -> Inflow {
         Inflow::start_with_env(config, &[])
     }
@@ -44,6 +45,7 @@ impl Inflow {
     pub fn start_with_env(config: &Config, env: &[(&str, &str)]) -> Inflow {
         let dir = std::env::temp_dir().join(unique_name("inflow-run"));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let config = config.clone().client_id(&unique_name("inflow"));
         std::fs::write(dir.join("inflow.toml"), config.render()).expect("write inflow.toml");
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut inflow = Inflow { child: None, dir, env, log: Arc::default(), readers: Vec::new() };
