@@ -1,3 +1,5 @@
+//! The `inflow` binary: logging set-up, then the commands of [`inflow::cli`].
+
 use clap::Parser;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;

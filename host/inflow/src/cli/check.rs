@@ -1,3 +1,5 @@
+//! `inflow check`: validate a config and load its plugins.
+
 use crate::config::{self, plugin_file};
 use inflow_plugin::{Runtime, RuntimeConfig};
 use std::path::PathBuf;

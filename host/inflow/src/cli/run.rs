@@ -1,3 +1,5 @@
+//! `inflow run`: the service, until SIGTERM or Ctrl-C, with the admin server beside it.
+
 use crate::admin::{self, AdminState};
 use crate::config;
 use crate::supervisor::Supervisor;

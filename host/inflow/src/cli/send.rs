@@ -1,3 +1,5 @@
+//! `inflow send`: produce test messages to RocketMQ.
+
 use crate::config::{self, RocketMqConfig, Secret};
 use rocketmq_remoting::{OutgoingMessage, Producer};
 use std::path::PathBuf;

@@ -1,3 +1,5 @@
+//! The one publish type of the host: what a mapping produces and the sink sends.
+
 use bytes::Bytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

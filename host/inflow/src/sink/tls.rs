@@ -1,3 +1,6 @@
+//! TLS for the MQTT connection: a rustls connector from the configured CA, or the web roots,
+//! with an optional client certificate.
+
 use crate::config::TlsConfig;
 use anyhow::Context as _;
 use std::sync::Arc;
