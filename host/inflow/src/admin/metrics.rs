@@ -37,17 +37,6 @@ impl std::fmt::Debug for Snapshot {
 /// The rule states a `inflow_rule_state` series is exported for.
 const STATES: [&str; 7] = ["disabled", "starting", "running", "waiting_for_plugin", "paused", "failing", "stopped"];
 
-fn state_name(status: &RuleStatus) -> &'static str {
-    match status {
-        RuleStatus::Disabled => "disabled",
-        RuleStatus::Starting => "starting",
-        RuleStatus::Running => "running",
-        RuleStatus::WaitingForPlugin => "waiting_for_plugin",
-        RuleStatus::Paused(_) => "paused",
-        RuleStatus::Failed(_) => "failing",
-        RuleStatus::Stopped => "stopped",
-    }
-}
 
 impl Snapshot {
     /// One series per rule of a value read from its report.
@@ -111,7 +100,7 @@ impl Collector for Snapshot {
 
         let mut states = e.encode_descriptor("inflow_rule_state", "1 for the state the rule is in.", None, MetricType::Gauge)?;
         for rule in &self.rules {
-            let current = state_name(&rule.status);
+            let current = RuleStatus::name(&rule.status);
             for state in STATES {
                 let labels = [("rule", rule.id.as_str()), ("state", state)];
                 states.encode_family(&labels)?.encode_gauge(&i64::from(current == state))?;

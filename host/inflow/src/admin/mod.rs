@@ -1,15 +1,18 @@
-//! The admin HTTP server: `/healthz`, `/readyz` and `/metrics` (Prometheus text format).
+//! The admin HTTP server: `/healthz`, `/readyz`, `/metrics` (Prometheus text format) and the
+//! rule lifecycle under `/api/v1` ([`api`]).
 //!
 //! Up from the first second of `inflow run`, whatever the brokers do. Off loopback every
 //! endpoint but `/healthz` needs the bearer token of `INFLOW_ADMIN_TOKEN`; the token is
 //! compared in constant time and never logged.
 
+mod api;
 mod metrics;
 mod process;
 
 use crate::config::{AdminConfig, Secret};
 use crate::rule::RuleStatus;
 use crate::sink::Sink;
+use crate::supervisor::lifecycle::Control;
 use crate::supervisor::Rules;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
@@ -21,11 +24,12 @@ use serde_json::json;
 use std::sync::Arc;
 use tracing::info;
 
-/// What the endpoints read: the rules and the MQTT connection.
+/// What the endpoints read and change: the rules and the MQTT connection.
 #[derive(Clone)]
 pub struct AdminState {
     pub rules: Rules,
     pub sink: Sink,
+    pub control: Control,
 }
 
 struct Shared {
@@ -55,6 +59,7 @@ fn router(state: AdminState, token: Option<Secret>, max_body_bytes: usize) -> Ro
     let guarded = Router::new()
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(api::routes())
         .route_layer(middleware::from_fn_with_state(shared.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

@@ -2,6 +2,7 @@
 
 mod check;
 mod plugin;
+mod rules;
 mod run;
 mod send;
 
@@ -25,6 +26,15 @@ pub enum Command {
     /// Work with mapping plugins offline.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Manage the rules of a running inflow through its admin API (exit 1: refused, 3: no inflow there).
+    Rules {
+        #[command(flatten)]
+        admin: rules::AdminArgs,
+        #[command(subcommand)]
+        command: rules::RulesCommand,
+    },
+    /// Whether a running inflow is ready (exit 0; 1 with the reasons when not), and its rules.
+    Status(rules::AdminArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -39,6 +49,8 @@ pub fn main(cli: Cli) -> i32 {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
         Command::Send(args) => send::send(args),
+        Command::Rules { admin, command } => rules::rules(admin, command),
+        Command::Status(admin) => rules::status(admin),
         Command::Plugin(PluginCommand::Test(args)) => match plugin::run(args) {
             Ok(()) => 0,
             Err(e) => {

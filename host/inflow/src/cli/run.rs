@@ -1,8 +1,10 @@
-//! `inflow run`: the service, until SIGTERM or Ctrl-C, with the admin server beside it.
+//! `inflow run`: the service, until SIGTERM or Ctrl-C, with the admin server beside it and its
+//! rule files watched (SIGHUP reloads them too).
 
 use crate::admin::{self, AdminState};
 use crate::config;
-use crate::supervisor::Supervisor;
+use crate::supervisor::lifecycle::Control;
+use crate::supervisor::reload;
 use std::path::PathBuf;
 use std::time::Duration;
 use tracing::{error, info, warn};
@@ -32,25 +34,26 @@ pub fn run(args: RunArgs) -> i32 {
     }
     let grace = Duration::from_secs(args.stop_grace);
     super::runtime().block_on(async move {
-        let rules = config.rules.len();
         let admin_config = config.admin.clone();
-        let supervisor = match Supervisor::start(config, grace).await {
-            Ok(s) => s,
+        let control = match Control::start(config, &args.config, grace).await {
+            Ok(c) => c,
             Err(e) => {
                 error!(error = %format!("{e:#}"), "inflow cannot start");
                 return 1;
             }
         };
-        let admin_state = AdminState { rules: supervisor.rules(), sink: supervisor.sink().clone() };
+        let (rules, sink) = control.with_supervisor(|s| (s.rules(), s.sink().clone())).await;
+        let admin_state = AdminState { rules, sink, control: control.clone() };
         if let Err(e) = admin::start(&admin_config, admin_state).await {
             error!(error = %format!("{e:#}"), "inflow cannot start");
             return 1;
         }
-        info!(rules, "inflow running");
+        reload::watch(control.clone());
+        info!("inflow running");
         let signal = wait_for_signal().await;
         info!(signal, "stopping: no more pulls; finishing and acknowledging what is in flight");
         // Rules drain within the grace; the commit and disconnect after it get a few seconds more.
-        match tokio::time::timeout(grace + Duration::from_secs(5), supervisor.shutdown()).await {
+        match tokio::time::timeout(grace + Duration::from_secs(5), control.shutdown()).await {
             Ok(()) => info!("inflow stopped"),
             Err(_) => warn!("inflow stopped before every rule finished; unacknowledged messages will be delivered again"),
         }

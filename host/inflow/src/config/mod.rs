@@ -4,13 +4,14 @@
 //! `raw` is the file as written and `model` what the service runs with. `validate` checks the
 //! whole file: its sections in `sections`, each rule on its own in `rule` (also reachable alone,
 //! as [`validate_rule`], for the admin API) and the rules against each other in `rule_set`.
-//! [`topic`] matches MQTT topic filters; `address` reads name-server lists and other addresses.
+//! [`rule_files`] reads and writes the rules folder. [`topic`] matches MQTT topic filters; `address` reads name-server lists and other addresses.
 
 mod address;
 mod error;
 mod model;
 mod raw;
 mod rule;
+pub mod rule_files;
 mod rule_set;
 mod sections;
 pub mod topic;
@@ -19,7 +20,7 @@ mod validate;
 pub use address::namesrv_list;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
-pub use rule::{validate_rule, PluginLookup};
+pub use rule::{rule_json, validate_rule, PluginLookup};
 
 use std::path::{Path, PathBuf};
 

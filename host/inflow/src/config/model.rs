@@ -41,7 +41,7 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RocketMqConfig {
     pub namesrv: Vec<String>,
     pub access_key: Option<String>,
@@ -76,7 +76,7 @@ pub enum Protocol {
     V5,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MqttConfig {
     pub host: String,
     pub port: u16,
@@ -98,7 +98,7 @@ pub struct MqttConfig {
     pub connect_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TlsConfig {
     /// PEM file with the CA certificates to trust; the public web roots when unset.
     pub ca: Option<PathBuf>,
@@ -109,14 +109,14 @@ pub struct TlsConfig {
     pub server_name: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PluginsConfig {
     pub dir: PathBuf,
     pub cache_dir: PathBuf,
 }
 
 /// The admin HTTP server (rules API, health, readiness, metrics, console).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AdminConfig {
     /// Where it listens; `None` when turned off. Default `127.0.0.1:9464`.
     pub listen: Option<SocketAddr>,

@@ -52,6 +52,34 @@ pub fn validate_rule<'de, D: Deserializer<'de>>(
     errors.into_result(rule)
 }
 
+/// A rule as JSON with every default filled in: what `GET /api/v1/rules/{id}` shows, and a body
+/// [`validate_rule`] reads back as the same rule.
+pub fn rule_json(rule: &RuleConfig) -> serde_json::Value {
+    let l = &rule.limits;
+    serde_json::json!({
+        "id": rule.id,
+        "description": rule.description,
+        "enabled": rule.enabled,
+        "source": {
+            "topic": rule.source.topic,
+            "expression": rule.source.expression,
+            "group": rule.source.group,
+            "start": match rule.source.start { StartFrom::Latest => "latest", StartFrom::Earliest => "earliest" },
+        },
+        "target": { "parent_topic": rule.parent_topic, "allow_topics": rule.allow_topics },
+        "plugin": rule.plugin.as_ref().map(|p| serde_json::json!({ "name": p.name, "config": p.config })),
+        "on_error": rule.on_error.name(),
+        "workers": rule.workers,
+        "limits": {
+            "call_deadline_ms": l.call_deadline.as_millis() as u64,
+            "memory_mb": l.memory_bytes >> 20,
+            "max_publishes": l.max_publishes,
+            "max_payload_bytes": l.max_payload_bytes,
+            "max_unacked_per_queue": l.max_unacked_per_queue,
+        },
+    })
+}
+
 /// A rule whose fields serde could not read (an unknown field, a wrong type).
 pub(super) fn unreadable_rule(place: &str, problem: String) -> ConfigError {
     ConfigError::new(place, problem.trim(), format!("use only the documented rule fields: {RULE_FIELDS}"))
@@ -282,6 +310,16 @@ mod tests {
 
     fn problems(rule: serde_json::Value) -> Vec<ConfigError> {
         validate_rule(rule, &running(), &lookup()).expect_err("must fail").0
+    }
+
+    #[test]
+    fn a_rule_shown_as_json_reads_back_as_the_same_rule() {
+        let rule = valid(json!({"id": "r-1", "source": {"topic": "T", "start": "earliest"}, "target": {"parent_topic": "p", "allow_topics": ["a/#"]},
+                                "plugin": {"name": "known", "config": "{}"}, "on_error": "skip", "limits": {"call_deadline_ms": 7, "memory_mb": 3}}));
+        assert_eq!(valid(rule_json(&rule)), rule);
+        let mut body = rule_json(&rule);
+        body["plugin"] = serde_json::Value::Null;
+        assert_eq!(valid(body).plugin, None, "a null plugin is the built-in mapping");
     }
 
     #[test]

@@ -21,6 +21,29 @@ pub enum RuleStatus {
     Stopped,
 }
 
+impl RuleStatus {
+    /// The state's name in the API, the metrics and the console.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RuleStatus::Disabled => "disabled",
+            RuleStatus::Starting => "starting",
+            RuleStatus::Running => "running",
+            RuleStatus::WaitingForPlugin => "waiting_for_plugin",
+            RuleStatus::Paused(_) => "paused",
+            RuleStatus::Failed(_) => "failing",
+            RuleStatus::Stopped => "stopped",
+        }
+    }
+
+    /// Why the rule is paused or failing.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            RuleStatus::Paused(why) | RuleStatus::Failed(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
 /// Per-rule counters, monotonic for the life of the rule id: the supervisor keeps them across
 /// the rule's restarts and updates (the metrics read them).
 #[derive(Debug)]

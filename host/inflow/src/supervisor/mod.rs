@@ -1,10 +1,14 @@
 //! Starts, stops and reports the rules: one task per rule ([`crate::rule`]), sharing one
-//! RocketMQ client, one MQTT sink and one plugin runtime. Rules start and stop one by one ([`Supervisor::start_rule`], [`Supervisor::stop_rule`]),
-//! the building blocks of the admin API and of config hot reload.
+//! RocketMQ client, one MQTT sink and one plugin runtime. [`Supervisor::apply`] brings the
+//! running rules to a wanted set by their differences; [`lifecycle`] decides that set from the
+//! config file, the rules folder and the admin API, and [`reload`] watches the files.
+
+pub mod lifecycle;
+pub mod reload;
 
 pub use crate::rule::{RuleCounters, RuleStatus};
 
-use crate::config::{Config, RuleConfig};
+use crate::config::{Config, PluginsConfig, RuleConfig};
 use crate::sink::Sink;
 use crate::source::RocketMq;
 use anyhow::Context as _;
@@ -46,6 +50,7 @@ pub struct Supervisor {
     source: RocketMq,
     sink: Sink,
     plugins: Option<PluginDir>,
+    plugins_config: PluginsConfig,
     max_topic_bytes: usize,
     drain_grace: Duration,
     rules: BTreeMap<String, RuleHandle>,
@@ -63,35 +68,22 @@ pub struct RuleReport {
 }
 
 impl Supervisor {
-    /// Connects the shared parts and starts every rule of the config.
+    /// Connects the shared parts and starts the rules of the config file.
     pub async fn start(config: Config, drain_grace: Duration) -> anyhow::Result<Supervisor> {
         let client = crate::source::client(&config.rocketmq).context("RocketMQ client")?;
         let sink = Sink::start(config.mqtt.clone()).context("MQTT sink")?;
-        let plugins = if config.rules.iter().any(|r| r.plugin.is_some()) {
-            let plugins_cfg = config.plugins.clone();
-            Some(
-                tokio::task::spawn_blocking(move || -> anyhow::Result<PluginDir> {
-                    let runtime = Runtime::new(RuntimeConfig::new(plugins_cfg.cache_dir.clone())).context("plugin runtime")?;
-                    Ok(PluginDir::open(runtime, &plugins_cfg.dir, Duration::from_millis(300))?)
-                })
-                .await??,
-            )
-        } else {
-            None
-        };
         let mut supervisor = Supervisor {
             source: RocketMq { client, config: config.rocketmq.clone() },
             sink,
-            plugins,
+            plugins: None,
+            plugins_config: config.plugins.clone(),
             max_topic_bytes: config.mqtt.max_topic_bytes,
             drain_grace,
             rules: BTreeMap::new(),
             view: Rules::default(),
             counters: HashMap::new(),
         };
-        for rule in config.rules {
-            supervisor.start_rule(rule)?;
-        }
+        supervisor.apply(config.rules).await?;
         Ok(supervisor)
     }
 
@@ -99,17 +91,31 @@ impl Supervisor {
         &self.sink
     }
 
+    /// Brings the running rules to `wanted`: stops the rules it lacks, restarts the rules whose
+    /// config changed (each drains and commits first, so nothing is lost or delivered twice by
+    /// the change) and starts the new ones. Rules that did not change are not touched.
+    pub async fn apply(&mut self, wanted: Vec<RuleConfig>) -> anyhow::Result<()> {
+        let plan = Plan::new(&self.rules.iter().map(|(id, h)| (id.as_str(), &h.config)).collect(), wanted);
+        let changed = plan.start.iter().map(|r| &r.id).filter(|id| self.rules.contains_key(*id));
+        let stopping: Vec<String> = plan.stop.iter().chain(changed).cloned().collect();
+        self.stop_rules(&stopping).await;
+        for rule in plan.start {
+            self.start_rule(rule).await?;
+        }
+        Ok(())
+    }
+
+    /// The config of every running rule, in id order.
+    pub fn running(&self) -> Vec<RuleConfig> {
+        self.rules.values().map(|h| h.config.clone()).collect()
+    }
+
     /// Starts one rule (a disabled rule is registered and consumes nothing).
-    pub fn start_rule(&mut self, rule: RuleConfig) -> anyhow::Result<()> {
+    pub async fn start_rule(&mut self, rule: RuleConfig) -> anyhow::Result<()> {
         anyhow::ensure!(!self.rules.contains_key(&rule.id), "rule {:?} is already running; stop it first", rule.id);
         let plugin = match &rule.plugin {
             None => None,
-            Some(p) => Some(
-                self.plugins
-                    .as_ref()
-                    .with_context(|| format!("rule {:?} names plugin {:?} but no plugin folder is watched", rule.id, p.name))?
-                    .subscribe(&p.name),
-            ),
+            Some(p) => Some(self.plugin_dir().await?.subscribe(&p.name)),
         };
         let env = RuleEnv {
             source: self.source.clone(),
@@ -127,13 +133,25 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Stops one rule: it stops pulling, finishes and acknowledges what is in flight, commits.
-    pub async fn stop_rule(&mut self, id: &str) -> Option<RuleConfig> {
-        let handle = self.rules.remove(id)?;
-        let _ = handle.stop.send(true);
-        let _ = handle.task.await;
-        self.view.0.write().unwrap_or_else(|e| e.into_inner()).remove(id);
-        Some(handle.config)
+    /// Stops rules, all at once: each stops pulling, finishes and acknowledges what is in
+    /// flight, and commits.
+    async fn stop_rules(&mut self, ids: &[String]) {
+        let handles: Vec<RuleHandle> = ids.iter().filter_map(|id| self.rules.remove(id)).collect();
+        for handle in &handles {
+            let _ = handle.stop.send(true);
+        }
+        for handle in handles {
+            let _ = handle.task.await;
+            self.view.0.write().unwrap_or_else(|e| e.into_inner()).remove(&handle.config.id);
+        }
+    }
+
+    /// The watched plugin folder, opened when the first rule with a plugin starts.
+    async fn plugin_dir(&mut self) -> anyhow::Result<&PluginDir> {
+        if self.plugins.is_none() {
+            self.plugins = Some(open_plugin_dir(self.plugins_config.clone()).await?);
+        }
+        Ok(self.plugins.as_ref().expect("opened above"))
     }
 
     /// The rules, for the admin server.
@@ -142,7 +160,7 @@ impl Supervisor {
     }
 
     /// Stops every rule (in parallel), then closes the MQTT connection.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(&mut self) {
         let rules = std::mem::take(&mut self.rules);
         for handle in rules.values() {
             let _ = handle.stop.send(true);
@@ -151,5 +169,56 @@ impl Supervisor {
             let _ = handle.task.await;
         }
         self.sink.close(Duration::from_secs(1)).await;
+    }
+}
+
+async fn open_plugin_dir(config: PluginsConfig) -> anyhow::Result<PluginDir> {
+    tokio::task::spawn_blocking(move || -> anyhow::Result<PluginDir> {
+        let runtime = Runtime::new(RuntimeConfig::new(config.cache_dir.clone())).context("plugin runtime")?;
+        PluginDir::open(runtime, &config.dir, Duration::from_millis(300))
+            .with_context(|| format!("cannot watch the plugin folder {}", config.dir.display()))
+    })
+    .await?
+}
+
+/// What [`Supervisor::apply`] does: the ids to stop for good, and the rules to (re)start.
+#[derive(Debug, PartialEq)]
+struct Plan {
+    stop: Vec<String>,
+    /// New rules, and rules whose config changed (stopped first).
+    start: Vec<RuleConfig>,
+}
+
+impl Plan {
+    fn new(running: &BTreeMap<&str, &RuleConfig>, wanted: Vec<RuleConfig>) -> Plan {
+        let wanted_ids: std::collections::HashSet<&str> = wanted.iter().map(|r| r.id.as_str()).collect();
+        let stop = running.keys().filter(|id| !wanted_ids.contains(*id)).map(|id| id.to_string()).collect();
+        let start = wanted.into_iter().filter(|rule| running.get(rule.id.as_str()).is_none_or(|now| **now != *rule)).collect();
+        Plan { stop, start }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{validate_rule, PluginLookup};
+    use std::path::Path;
+
+    fn rule(id: &str, parent: &str) -> RuleConfig {
+        let body = serde_json::json!({"id": id, "source": {"topic": "T"}, "target": {"parent_topic": parent}});
+        validate_rule(body, &[], &PluginLookup { dir: Path::new("/p"), exists: &|_, _| true }).unwrap()
+    }
+
+    #[test]
+    fn a_plan_touches_only_what_changed() {
+        let (a, b, c) = (rule("rule-a", "a"), rule("rule-b", "b"), rule("rule-c", "c"));
+        let b2 = rule("rule-b", "b2");
+        let running = BTreeMap::from([("rule-a", &a), ("rule-b", &b), ("rule-c", &c)]);
+        let plan = Plan::new(&running, vec![a.clone(), b2.clone(), rule("rule-d", "d")]);
+        assert_eq!(plan, Plan { stop: vec!["rule-c".into()], start: vec![b2, rule("rule-d", "d")] });
+        let mut off = a.clone();
+        off.enabled = false;
+        assert_eq!(Plan::new(&running, vec![off.clone(), b.clone(), c.clone()]).start, [off], "disabling is a change");
+        assert_eq!(Plan::new(&BTreeMap::new(), vec![]), Plan { stop: vec![], start: vec![] });
     }
 }

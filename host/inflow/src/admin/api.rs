@@ -1,0 +1,183 @@
+//! `/api/v1`: the rule lifecycle as JSON. Each change goes through [`Control`], which checks it
+//! with the config loader's own code, stores it in the rules folder and applies it.
+
+use super::{AdminState, Shared};
+use crate::config::{rule_json, RuleConfig};
+use crate::mapping::ErrorKind;
+use crate::sink::QoS;
+use crate::supervisor::lifecycle::{ChangeError, RuleEntry};
+use crate::supervisor::RuleReport;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+pub(super) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/api/v1/rules", get(list))
+        .route("/api/v1/rules/validate", post(validate))
+        .route("/api/v1/rules/{id}", get(show).put(put).delete(delete))
+        .route("/api/v1/rules/{id}/status", get(status))
+        .route("/api/v1/rules/{id}/enable", post(enable))
+        .route("/api/v1/rules/{id}/disable", post(disable))
+}
+
+async fn list(State(shared): State<Arc<Shared>>) -> Response {
+    let state = &shared.state;
+    let reports = state.rules.snapshot();
+    let rules: Vec<Value> = state.control.list().await.iter().map(|entry| summary(entry, find(&reports, &entry.config.id))).collect();
+    Json(json!({ "rules": rules })).into_response()
+}
+
+async fn show(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let state = &shared.state;
+    match state.control.get(&id).await {
+        Some(entry) => Json(json!({
+            "id": id,
+            "origin": entry.origin,
+            "file": entry.file,
+            "config": rule_json(&entry.config),
+            "status": rule_status(state, &entry),
+        }))
+        .into_response(),
+        None => change_error(ChangeError::NotFound(format!("no rule {id:?}"))),
+    }
+}
+
+async fn status(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let state = &shared.state;
+    match state.control.get(&id).await {
+        Some(entry) => Json(rule_status(state, &entry)).into_response(),
+        None => change_error(ChangeError::NotFound(format!("no rule {id:?}"))),
+    }
+}
+
+async fn put(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
+    let body = match parse_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    match shared.state.control.put(&id, body).await {
+        Ok((rule, created)) => {
+            let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+            (code, Json(json!({ "created": created, "rule": rule_json(&rule) }))).into_response()
+        }
+        Err(e) => change_error(e),
+    }
+}
+
+async fn delete(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    match shared.state.control.delete(&id).await {
+        Ok(()) => Json(json!({ "deleted": id })).into_response(),
+        Err(e) => change_error(e),
+    }
+}
+
+async fn enable(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    set_enabled(&shared.state, &id, true).await
+}
+
+async fn disable(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    set_enabled(&shared.state, &id, false).await
+}
+
+async fn set_enabled(state: &AdminState, id: &str, enabled: bool) -> Response {
+    match state.control.set_enabled(id, enabled).await {
+        Ok(rule) => Json(json!({ "rule": rule_json(&rule) })).into_response(),
+        Err(e) => change_error(e),
+    }
+}
+
+async fn validate(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let body = match parse_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    match shared.state.control.validate(body).await {
+        Ok(rule) => Json(json!({ "valid": true, "rule": rule_json(&rule) })).into_response(),
+        Err(e) => change_error(e),
+    }
+}
+
+/// The body as JSON, or a 400 that says where it stops being JSON.
+fn parse_body(body: &[u8]) -> Result<Value, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        let problem = format!("the body is not valid JSON: {e}");
+        error_response(StatusCode::BAD_REQUEST, &problem, "send a JSON object (Content-Type: application/json); the place above is line and column of the body")
+    })
+}
+
+pub(super) fn error_response(code: StatusCode, problem: &str, fix: &str) -> Response {
+    (code, Json(json!({ "error": problem, "fix": fix }))).into_response()
+}
+
+fn change_error(e: ChangeError) -> Response {
+    match e {
+        ChangeError::Invalid(errors) => (StatusCode::BAD_REQUEST, Json(json!({ "error": "the rule does not validate", "errors": errors }))).into_response(),
+        ChangeError::NotFound(problem) => error_response(StatusCode::NOT_FOUND, &problem, "list the rules with GET /api/v1/rules"),
+        ChangeError::Conflict { problem, fix } => error_response(StatusCode::CONFLICT, &problem, &fix),
+        ChangeError::Failed { problem, fix } => error_response(StatusCode::INTERNAL_SERVER_ERROR, &problem, &fix),
+    }
+}
+
+fn find<'a>(reports: &'a [RuleReport], id: &str) -> Option<&'a RuleReport> {
+    reports.binary_search_by(|r| r.id.as_str().cmp(id)).ok().map(|i| &reports[i])
+}
+
+/// A rule in the list: what an operator scans for.
+fn summary(entry: &RuleEntry, report: Option<&RuleReport>) -> Value {
+    let rule = &entry.config;
+    json!({
+        "id": rule.id,
+        "description": rule.description,
+        "enabled": rule.enabled,
+        "origin": entry.origin,
+        "state": report.map_or("stopped", |r| r.status.name()),
+        "error": report.and_then(|r| r.status.reason()),
+        "source": { "topic": rule.source.topic, "expression": rule.source.expression, "group": rule.source.group },
+        "parent_topic": rule.parent_topic,
+        "mapping": mapping(rule),
+        "counters": report.map(counters),
+    })
+}
+
+fn mapping(rule: &RuleConfig) -> Value {
+    match &rule.plugin {
+        None => json!({ "kind": "built-in" }),
+        Some(p) => json!({ "kind": "plugin", "plugin": p.name }),
+    }
+}
+
+/// A rule's state, its last error and its counters.
+fn rule_status(state: &AdminState, entry: &RuleEntry) -> Value {
+    let reports = state.rules.snapshot();
+    let report = find(&reports, &entry.config.id);
+    json!({
+        "id": entry.config.id,
+        "enabled": entry.config.enabled,
+        "state": report.map_or("stopped", |r| r.status.name()),
+        "error": report.and_then(|r| r.status.reason()),
+        "counters": report.map(counters),
+    })
+}
+
+fn counters(report: &RuleReport) -> Value {
+    let c = &report.counters;
+    let errors: serde_json::Map<String, Value> = ErrorKind::ALL.iter().map(|k| (k.as_str().to_string(), c.errors(*k).into())).collect();
+    json!({
+        "consumed": c.messages.load(Relaxed),
+        "forwarded": c.forwarded.load(Relaxed),
+        "in_flight": c.in_flight.load(Relaxed),
+        "skipped": c.skipped.load(Relaxed),
+        "dead_lettered": c.dead_lettered.load(Relaxed),
+        "publishes": { "qos0": c.publishes(QoS::AtMostOnce), "qos1": c.publishes(QoS::AtLeastOnce), "qos2": c.publishes(QoS::ExactlyOnce) },
+        "errors": errors,
+        "last_forward_unix_ms": c.last_forward().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_millis() as u64),
+    })
+}
