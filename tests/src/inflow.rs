@@ -117,6 +117,18 @@ impl Inflow {
         child.wait().expect("wait for inflow");
     }
 
+    /// The folder of the config file (`inflow.toml`), and so of its default rules folder `rules.d`.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// SIGHUP: inflow reloads its config file and rules folder.
+    pub fn sighup(&self) {
+        let child = self.child.as_ref().expect("inflow runs");
+        let ok = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().expect("run kill").success();
+        assert!(ok, "kill -HUP failed");
+    }
+
     /// SIGTERM, then the exit status (panics if it takes longer than `within`).
     pub fn sigterm(&mut self, within: Duration) -> ExitStatus {
         let mut child = self.child.take().expect("inflow runs");

@@ -8,10 +8,11 @@
 //! Mosquitto's own clients ([`MqttSub`], [`Mosquitto::publish`]). inflow itself runs as a
 //! subprocess ([`Inflow`]) on a config built with [`Config`] and [`Rule`].
 //!
-//! Modules: [`rig`] (scripts, unique names, temporary folders), [`rocketmq`] (brokers),
+//! Modules: [`admin`] (the admin API through curl), [`rig`] (scripts, unique names, temporary folders), [`rocketmq`] (brokers),
 //! [`java`] (the Java tool), [`mosquitto`] (broker and clients), [`config`] (the TOML
 //! builder), [`inflow`] (the binary and its process).
 
+pub mod admin;
 pub mod config;
 pub mod inflow;
 pub mod java;
@@ -19,6 +20,7 @@ pub mod mosquitto;
 pub mod rig;
 pub mod rocketmq;
 
+pub use admin::{free_port, Admin};
 pub use config::{toml_string, Config, Rule};
 pub use inflow::{inflow_bin, Inflow};
 pub use java::{JavaConsumer, JavaTool, Produce, ToolError};

@@ -61,7 +61,7 @@ async fn status(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Re
 async fn put(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
     let body = match parse_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match shared.state.control.put(&id, body).await {
         Ok((rule, created)) => {
@@ -97,7 +97,7 @@ async fn set_enabled(state: &AdminState, id: &str, enabled: bool) -> Response {
 async fn validate(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let body = match parse_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match shared.state.control.validate(body).await {
         Ok(rule) => Json(json!({ "valid": true, "rule": rule_json(&rule) })).into_response(),
@@ -106,10 +106,10 @@ async fn validate(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
 }
 
 /// The body as JSON, or a 400 that says where it stops being JSON.
-fn parse_body(body: &[u8]) -> Result<Value, Response> {
+fn parse_body(body: &[u8]) -> Result<Value, Box<Response>> {
     serde_json::from_slice(body).map_err(|e| {
         let problem = format!("the body is not valid JSON: {e}");
-        error_response(StatusCode::BAD_REQUEST, &problem, "send a JSON object (Content-Type: application/json); the place above is line and column of the body")
+        Box::new(error_response(StatusCode::BAD_REQUEST, &problem, "send a JSON object (Content-Type: application/json); the place above is line and column of the body"))
     })
 }
 
