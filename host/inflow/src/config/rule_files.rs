@@ -133,9 +133,9 @@ pub fn read_state(dir: &Path) -> Result<BTreeMap<String, bool>, String> {
     }
 }
 
-pub fn write_state(dir: &Path, enabled: &BTreeMap<String, bool>) -> std::io::Result<()> {
-    let text = serde_json::to_string_pretty(&serde_json::json!({ "enabled": enabled })).map_err(std::io::Error::other)?;
-    write_atomically(&dir.join(STATE_FILE), text.as_bytes())
+/// The text of the state file for these enabled states.
+pub fn state_text(enabled: &BTreeMap<String, bool>) -> String {
+    serde_json::to_string_pretty(&serde_json::json!({ "enabled": enabled })).expect("a map of strings to booleans is JSON")
 }
 
 /// Writes `path` so that a reader (another host, the watcher, a crash) sees the old file or the
@@ -220,7 +220,8 @@ mod tests {
     fn the_state_file_keeps_enabled_states() {
         let dir = scratch("state");
         assert!(read_state(&dir).unwrap().is_empty());
-        write_state(&dir, &BTreeMap::from([("main-1".to_string(), false)])).unwrap();
+        let states = BTreeMap::from([("main-1".to_string(), false)]);
+        write_atomically(&dir.join(STATE_FILE), state_text(&states).as_bytes()).unwrap();
         assert_eq!(read_state(&dir).unwrap(), BTreeMap::from([("main-1".to_string(), false)]));
         std::fs::write(dir.join(STATE_FILE), "{").unwrap();
         assert!(read_state(&dir).unwrap_err().contains("delete it"));

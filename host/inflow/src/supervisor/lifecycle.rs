@@ -174,7 +174,7 @@ impl Control {
         let rule = inner.catalog.check(id, &body)?;
         let text = rule_file_text(&body).map_err(|e| ChangeError::Invalid(ConfigErrors(vec![e])))?;
         let file = rule_file(&inner.catalog.rules_dir, id);
-        write_atomically(&file, text.as_bytes()).map_err(|e| storage_failed(&file, e))?;
+        store(&file, text).await?;
         let created = inner.catalog.files.insert(id.to_string(), rule.clone()).is_none();
         inner.apply().await?;
         info!(rule = id, file = %file.display(), created, "rule stored and applied");
@@ -209,14 +209,14 @@ impl Control {
             let mut states = catalog.main_enabled.clone();
             states.insert(id.to_string(), enabled);
             let file = catalog.rules_dir.join(rule_files::STATE_FILE);
-            rule_files::write_state(&catalog.rules_dir, &states).map_err(|e| storage_failed(&file, e))?;
+            store(&file, rule_files::state_text(&states)).await?;
             catalog.main_enabled = states;
         } else if let Some(rule) = catalog.files.get(id).cloned() {
             let file = rule_file(&catalog.rules_dir, id);
             let mut fields = rule_files::read_rule_file_json(&file).unwrap_or_else(|_| config::rule_json(&rule));
             fields["enabled"] = enabled.into();
             let text = rule_file_text(&fields).map_err(|e| ChangeError::Invalid(ConfigErrors(vec![e])))?;
-            write_atomically(&file, text.as_bytes()).map_err(|e| storage_failed(&file, e))?;
+            store(&file, text).await?;
             catalog.files.insert(id.to_string(), RuleConfig { enabled, ..rule });
         } else {
             return Err(not_found(id));
@@ -232,7 +232,8 @@ impl Control {
         let mut inner = self.inner.lock().await;
         self.counters.reloads.fetch_add(1, Relaxed);
         let path = inner.catalog.config_path.clone();
-        match config::load(&path) {
+        // Reading the files blocks: let the runtime move its other tasks off this thread.
+        match tokio::task::block_in_place(|| config::load(&path)) {
             Ok(config) => {
                 for section in restart_only_changes(&inner.started, &config) {
                     warn!(file = %path.display(), "{section} changed: inflow applies it only when it restarts; the rules are reloaded");
@@ -244,7 +245,7 @@ impl Control {
                 error!(file = %path.display(), "the config file does not validate, so its rules keep running as they were: {e}");
             }
         }
-        let refused = inner.catalog.reread_folder();
+        let refused = tokio::task::block_in_place(|| inner.catalog.reread_folder());
         self.counters.refused.fetch_add(refused, Relaxed);
         match inner.apply().await {
             Ok(()) => info!(why, "rules reloaded"),
@@ -352,6 +353,14 @@ fn invalid(place: &str, problem: impl Into<String>, fix: &str) -> ChangeError {
 
 fn not_found(id: &str) -> ChangeError {
     ChangeError::NotFound(format!("no rule {id:?}"))
+}
+
+/// Writes a rule or state file atomically, off the runtime's threads: the sync to disk can take
+/// seconds on a busy disk, and the rules' messages must not wait for it.
+async fn store(file: &Path, text: String) -> Result<(), ChangeError> {
+    let path = file.to_path_buf();
+    let written = tokio::task::spawn_blocking(move || write_atomically(&path, text.as_bytes())).await;
+    written.unwrap_or_else(|e| Err(std::io::Error::other(e))).map_err(|e| storage_failed(file, e))
 }
 
 fn storage_failed(file: &Path, e: std::io::Error) -> ChangeError {

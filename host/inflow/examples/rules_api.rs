@@ -1,0 +1,100 @@
+//! Benchmark of the rule lifecycle through the real brokers: N rules (default 1 000) created
+//! through the admin API one by one, each with its own consumer group and parent topic, on one
+//! topic. Prints the time the N `PUT`s take, the time until every rule consumes, inflow's
+//! resident memory then, one `/metrics` scrape (time and bytes) and the time a SIGTERM takes.
+//!
+//! ```sh
+//! eval "$(tests/rig/shared.sh up 4.9.8 /tmp/inflow-bench)"      # brokers (prints the exports)
+//! cargo build --release -p inflow && cargo run --release -p inflow --example rules_api [-- N]
+//! tests/rig/shared.sh down /tmp/inflow-bench
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: start the brokers with tests/rig/shared.sh up (see the doc comment)"))
+}
+
+fn inflow_bin() -> PathBuf {
+    std::env::var_os("INFLOW_BIN").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/inflow"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0.0);
+    kib / 1024.0
+}
+
+fn main() {
+    let count: usize = std::env::args().nth(1).map(|n| n.parse().expect("N: a number of rules")).unwrap_or(1000);
+    let dir = std::env::temp_dir().join(format!("inflow-rules-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let topic = format!("rules-bench-{stamp}");
+    let config = format!(
+        "[rocketmq]\nnamesrv = [\"{}\"]\n[mqtt]\nurl = \"mqtt://{}\"\nclient_id = \"rules-bench-{stamp}\"\n[admin]\nlisten = \"127.0.0.1:{port}\"\n",
+        env("INFLOW_TEST_NAMESRV"),
+        env("INFLOW_TEST_MQTT")
+    );
+    std::fs::write(dir.join("inflow.toml"), config).unwrap();
+    // The topic must exist before its first consumer: one message creates it.
+    let sent = Command::new(inflow_bin()).args(["send", "-c"]).arg(dir.join("inflow.toml")).args(["--topic", &topic, "--body", "x"]).stdout(Stdio::null()).status();
+    assert!(sent.is_ok_and(|s| s.success()), "inflow send could not create the topic");
+    let mut inflow = Command::new(inflow_bin())
+        .args(["run", "-c"])
+        .arg(dir.join("inflow.toml"))
+        .env("INFLOW_LOG", "warn")
+        .stderr(Stdio::from(std::fs::File::create(dir.join("inflow.log")).unwrap()))
+        .spawn()
+        .expect("start inflow");
+    let base = format!("http://127.0.0.1:{port}");
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while agent.get(&format!("{base}/healthz")).call().is_err() {
+        assert!(Instant::now() < deadline, "inflow's admin server did not come up; see {}", dir.join("inflow.log").display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rss_before = rss_mib(inflow.id());
+
+    let start = Instant::now();
+    for i in 0..count {
+        let body = serde_json::json!({ "source": { "topic": topic }, "target": { "parent_topic": format!("bench-{i}") } });
+        let answer = agent.put(&format!("{base}/api/v1/rules/bench-{i}")).send_json(&body).expect("PUT a rule");
+        assert_eq!(answer.status().as_u16(), 201, "PUT bench-{i}");
+    }
+    let created = start.elapsed();
+    let running = loop {
+        let list: serde_json::Value = agent.get(&format!("{base}/api/v1/rules")).call().unwrap().body_mut().read_json().unwrap();
+        let up = list["rules"].as_array().unwrap().iter().filter(|r| r["state"] == "running").count();
+        if up == count {
+            break start.elapsed();
+        }
+        assert!(start.elapsed() < Duration::from_secs(600), "{up} of {count} rules running after 10 minutes; see {}", dir.join("inflow.log").display());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let rss = rss_mib(inflow.id());
+    let scrape = Instant::now();
+    let metrics = agent.get(&format!("{base}/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
+    let scrape = scrape.elapsed();
+
+    let stop = Instant::now();
+    Command::new("kill").args(["-TERM", &inflow.id().to_string()]).status().unwrap();
+    inflow.wait().unwrap();
+    let stopped = stop.elapsed();
+
+    println!("{count} rules through the admin API (one topic, a group and a parent topic each):");
+    println!("  {count} PUTs one by one:          {:.2} s ({:.1} ms per rule)", created.as_secs_f64(), created.as_secs_f64() * 1000.0 / count as f64);
+    println!("  until every rule consumes:    {:.2} s after the first PUT", running.as_secs_f64());
+    println!("  resident memory:              {rss:.0} MiB ({rss_before:.0} MiB with no rule)");
+    println!("  one /metrics scrape:          {:.1} ms, {} KiB", scrape.as_secs_f64() * 1000.0, metrics.len() / 1024);
+    println!("  SIGTERM until exit:           {:.2} s", stopped.as_secs_f64());
+    let _ = std::fs::remove_dir_all(&dir);
+}
