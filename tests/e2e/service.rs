@@ -109,7 +109,10 @@ fn property_table_and_mapping_errors_reach_mqtt_311_and_5_subscribers() {
     let rmq = RocketMq::shared();
     let mqtt = Mosquitto::shared();
     let topic = unique_name("svc-props");
-    let real = format!("{}/p2p/dev1", unique_name("real"));
+    // mqttRealTopic leaves the parent topic only where the rule allows it.
+    let real_root = unique_name("real");
+    let real = format!("{real_root}/p2p/dev1");
+    let outside = format!("{}/x", unique_name("elsewhere"));
     let long_sub = format!("/{}", "a".repeat(200));
     let ok_rows = vec![
         row("default", &[]),
@@ -131,6 +134,7 @@ fn property_table_and_mapping_errors_reach_mqtt_311_and_5_subscribers() {
         row("err-json", &[("mqtt5UserProperty", r#"[{"key":"a""#)]),
         row("err-expiry", &[("mqtt5MsgExpireInterval", "70000")]),
         row("err-long", &[("mqttSecondTopic", &long_sub)]),
+        row("err-outside", &[("mqttRealTopic", &outside)]),
     ];
     // All on queue 0, the sentinel last: once it arrives, every row before it was handled.
     rmq.create_topic(&topic, 4);
@@ -150,10 +154,11 @@ fn property_table_and_mapping_errors_reach_mqtt_311_and_5_subscribers() {
     let sub_real311 = mqtt.subscribe(&real, MqttVersion::V311);
     let sub_real5 = mqtt.subscribe(&real, MqttVersion::V5);
     let config = Config::new(rmq, mqtt).max_topic_bytes(128);
+    let allow = format!("allow_topics = [\"{real_root}/#\"]");
     let inflow311 = Inflow::start(
-        &config.clone().protocol(MqttVersion::V311).rule(Rule::new("props-311", &topic, &parent311).on_error("skip")),
+        &config.clone().protocol(MqttVersion::V311).rule(Rule::new("props-311", &topic, &parent311).on_error("skip").table_line("target", &allow)),
     );
-    let inflow5 = Inflow::start(&config.rule(Rule::new("props-5", &topic, &parent5).on_error("dead-letter")));
+    let inflow5 = Inflow::start(&config.rule(Rule::new("props-5", &topic, &parent5).on_error("dead-letter").table_line("target", &allow)));
 
     let expected_on_parent = ok_rows.len(); // "real" goes elsewhere; "end" arrives too
     for (sub, parent, v5, inflow) in [(&sub311, &parent311, false, &inflow311), (&sub5, &parent5, true, &inflow5)] {

@@ -9,25 +9,65 @@ mod plugin;
 
 pub use plugin::{PluginInstance, PluginVersion};
 
+use crate::config::topic::topic_matches_filter;
 use crate::sink::{Publish, PublishError};
 use crate::source::Message;
 use std::sync::Arc;
 
-/// How one rule maps its messages: the built-in contract, or an instance of its plugin.
-pub enum Mapper<I = inflow_plugin::Instance> {
-    Builtin { parent_topic: String, max_topic_bytes: usize },
-    Plugin { instance: I, max_topic_bytes: usize },
+/// How one rule maps its messages: the built-in contract or an instance of its plugin, and the
+/// topics it may publish to.
+pub struct Mapper<I = inflow_plugin::Instance> {
+    pub mapping: Mapping<I>,
+    pub topics: TopicScope,
+}
+
+pub enum Mapping<I> {
+    Builtin,
+    Plugin(I),
 }
 
 impl<I: PluginInstance> Mapper<I> {
     pub fn map(&mut self, message: &Arc<Message>) -> Result<Vec<Publish>, MapError> {
-        match self {
-            Mapper::Builtin { parent_topic, max_topic_bytes } => {
+        let max_topic_bytes = self.topics.max_bytes;
+        let publishes = match &mut self.mapping {
+            Mapping::Builtin => {
                 let m = &message.0;
-                builtin::map(parent_topic, *max_topic_bytes, |k| m.properties.get(k), m.body.clone()).map(|m| vec![m.publish])
+                builtin::map(&self.topics.parent, max_topic_bytes, |k| m.properties.get(k), m.body.clone()).map(|m| vec![m.publish])
             }
-            Mapper::Plugin { instance, max_topic_bytes } => plugin::map(instance, message, *max_topic_bytes),
+            Mapping::Plugin(instance) => plugin::map(instance, message, max_topic_bytes),
+        }?;
+        for publish in &publishes {
+            self.topics.check(&publish.topic)?;
         }
+        Ok(publishes)
+    }
+}
+
+/// The topics a rule owns: its parent topic and everything under it, plus what the filters of
+/// its `target.allow_topics` match. Nothing it publishes may leave them, whatever mapped it.
+#[derive(Debug, Clone)]
+pub struct TopicScope {
+    pub parent: String,
+    pub allow: Vec<String>,
+    /// The longest topic the MQTT broker takes.
+    pub max_bytes: usize,
+}
+
+impl TopicScope {
+    /// Whether the rule may publish to `topic`; the error names the topic, the parent and the fix.
+    pub fn check(&self, topic: &str) -> Result<(), MapError> {
+        let under_parent = topic.strip_prefix(self.parent.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        if under_parent || self.allow.iter().any(|filter| topic_matches_filter(filter, topic)) {
+            return Ok(());
+        }
+        let allowed = if self.allow.is_empty() { String::new() } else { format!(" nor matched by target.allow_topics {:?}", self.allow) };
+        Err(MapError::TopicRefused {
+            topic: topic.to_string(),
+            reason: format!(
+                "it is not the rule's parent topic {parent:?} or under it ({parent}/...){allowed}; publish under {parent}/, or add a topic filter for it to the rule's target.allow_topics",
+                parent = self.parent
+            ),
+        })
     }
 }
 
@@ -93,6 +133,25 @@ impl MapError {
             MapError::Plugin(P::Deadline { .. }) => ErrorKind::Deadline,
             MapError::Plugin(P::Trap { .. } | P::OutOfMemory { .. } | P::Restart(_)) => ErrorKind::Trap,
             MapError::BrokerRefused(_) => ErrorKind::BrokerRefused,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_publishes_only_under_its_parent_topic_and_what_it_allows() {
+        let scope = TopicScope { parent: "plant".into(), allow: vec!["alerts/+/high".into()], max_bytes: 65535 };
+        for ok in ["plant", "plant/x", "plant/a/b", "alerts/boiler/high"] {
+            assert_eq!(scope.check(ok), Ok(()), "{ok}");
+        }
+        for refused in ["plantation/x", "other/x", "/plant/x", "alerts/boiler/low", "elsewhere/y", "plan"] {
+            let e = scope.check(refused).expect_err(refused);
+            assert_eq!(e.kind(), ErrorKind::TopicRefused);
+            let text = e.to_string();
+            assert!(text.contains(refused) && text.contains("\"plant\"") && text.contains("allow_topics"), "{text}");
         }
     }
 }

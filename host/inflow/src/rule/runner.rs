@@ -4,7 +4,7 @@
 
 use super::status::{RuleCounters, RuleStatus};
 use crate::config::{OnError, RuleConfig};
-use crate::mapping::{MapError, Mapper, PluginVersion};
+use crate::mapping::{MapError, Mapper, Mapping, PluginVersion, TopicScope};
 use crate::sink::{Delivery, PublishError, Publisher};
 use crate::source::{Message, MessageQueue, Source, Subscription};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -120,7 +120,7 @@ async fn mapper<S, P, V: PluginVersion>(
     status: &watch::Sender<RuleStatus>,
 ) -> Option<Mapper<V::Instance>> {
     let Some(plugin_ref) = &rule.plugin else {
-        return Some(Mapper::Builtin { parent_topic: rule.parent_topic.clone(), max_topic_bytes: env.max_topic_bytes });
+        return Some(Mapper { mapping: Mapping::Builtin, topics: topic_scope(rule, env.max_topic_bytes) });
     };
     let rx = env.plugin.as_mut().expect("a plugin rule has a plugin receiver");
     loop {
@@ -131,7 +131,7 @@ async fn mapper<S, P, V: PluginVersion>(
                 warn!(rule = %rule.id, plugin = %plugin_ref.name, "rule waits for its plugin (no valid file in the plugin folder)");
             }
             Some(plugin) => match V::instantiate(&plugin, rule) {
-                Ok(instance) => return Some(Mapper::Plugin { instance, max_topic_bytes: env.max_topic_bytes }),
+                Ok(instance) => return Some(Mapper { mapping: Mapping::Plugin(instance), topics: topic_scope(rule, env.max_topic_bytes) }),
                 Err(e) => {
                     error!(rule = %rule.id, error = %e, "rule cannot start its plugin; waiting for a new version");
                     let _ = status.send(RuleStatus::Failed(e));
@@ -143,6 +143,10 @@ async fn mapper<S, P, V: PluginVersion>(
             _ = stopped(stop) => return None,
         }
     }
+}
+
+fn topic_scope(rule: &RuleConfig, max_topic_bytes: usize) -> TopicScope {
+    TopicScope { parent: rule.parent_topic.clone(), allow: rule.allow_topics.clone(), max_bytes: max_topic_bytes }
 }
 
 struct Worker<'a, S: Source, P, V> {
@@ -198,7 +202,7 @@ impl<S: Source, P: Publisher, V: PluginVersion> Worker<'_, S, P, V> {
         match V::instantiate(&plugin, self.rule) {
             Ok(instance) => {
                 info!(rule = %self.rule.id, plugin = %plugin.name(), version = %plugin.version(), "rule switched to a new plugin version");
-                *mapper = Mapper::Plugin { instance, max_topic_bytes: self.env.max_topic_bytes };
+                mapper.mapping = Mapping::Plugin(instance);
             }
             Err(e) => error!(rule = %self.rule.id, error = %e, "new plugin version cannot start for this rule; the previous one goes on serving"),
         }
