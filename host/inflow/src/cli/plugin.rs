@@ -37,13 +37,16 @@
 //! each publish has `topic`, `qos` (0–2), `retain`, `payload_source`
 //! (`original-body` or `plugin`), the payload as `payload` (UTF-8 text) or
 //! `payload_base64`, `user_properties` (pairs), `content_type`,
-//! `message_expiry_interval`. A mapping error is the command's error (exit 1).
+//! `message_expiry_interval`. A mapping error is the command's error (exit 1), and so is a
+//! publish the service would refuse: its topic is checked by the service's own code (a valid
+//! topic name, `--max-topic-bytes`, under `--parent-topic` or matched by an `--allow-topic`).
 //! For an array, a JSON array with one such object per message, where a
 //! failed message has `"error"` instead of `"publishes"`; exit 1 if any failed.
 
 use anyhow::{anyhow, bail, Context};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
+use crate::mapping::{MapError, TopicScope};
 use inflow_plugin::{Limits, OwnedMessage, Payload, Publish, RuleContext, Runtime, RuntimeConfig};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -87,6 +90,13 @@ pub struct PluginTestArgs {
     /// The rule's MQTT parent topic the plugin is told.
     #[arg(long, default_value = "test")]
     pub parent_topic: String,
+    /// A topic filter the rule may publish to besides its parent topic (`target.allow_topics`);
+    /// repeat for more.
+    #[arg(long = "allow-topic", value_name = "FILTER")]
+    pub allow_topics: Vec<String>,
+    /// The MQTT broker's longest topic, in bytes (`[mqtt] max_topic_bytes`).
+    #[arg(long, default_value_t = 65535)]
+    pub max_topic_bytes: usize,
     /// CPU deadline per call, in milliseconds.
     #[arg(long, default_value_t = 100)]
     pub deadline_ms: u64,
@@ -234,6 +244,8 @@ pub fn run(args: PluginTestArgs) -> anyhow::Result<()> {
         memory_bytes: args.memory_mib << 20,
         ..Limits::default()
     };
+    // The service's own topic checks, so what passes here is what passes live.
+    let topics = TopicScope { parent: args.parent_topic.clone(), allow: args.allow_topics, max_bytes: args.max_topic_bytes };
     let context = RuleContext { rule_id: args.rule_id, parent_topic: args.parent_topic };
     let mut instance = plugin.instantiate(context, &args.config, limits)?;
     let mut results = Vec::with_capacity(samples.len());
@@ -241,7 +253,10 @@ pub fn run(args: PluginTestArgs) -> anyhow::Result<()> {
     for sample in samples {
         let sample = Arc::new(sample);
         let mut result = json!({ "plugin": plugin.name(), "version": plugin.content_hash() });
-        match instance.map(sample.clone()) {
+        let mapped = instance.map(sample.clone()).map_err(MapError::from).and_then(|publishes| {
+            publishes.iter().try_for_each(|p| topics.check(&p.topic)).map(|()| publishes)
+        });
+        match mapped {
             Ok(publishes) => {
                 result["publishes"] = publishes.iter().map(|p| publish_json(p, &sample.body)).collect();
             }

@@ -34,7 +34,7 @@ impl<I: PluginInstance> Mapper<I> {
                 let m = &message.0;
                 builtin::map(&self.topics.parent, max_topic_bytes, |k| m.properties.get(k), m.body.clone()).map(|m| vec![m.publish])
             }
-            Mapping::Plugin(instance) => plugin::map(instance, message, max_topic_bytes),
+            Mapping::Plugin(instance) => plugin::map(instance, message),
         }?;
         for publish in &publishes {
             self.topics.check(&publish.topic)?;
@@ -54,8 +54,16 @@ pub struct TopicScope {
 }
 
 impl TopicScope {
-    /// Whether the rule may publish to `topic`; the error names the topic, the parent and the fix.
+    /// Whether the rule may publish to `topic` (a valid MQTT topic name within the broker's
+    /// length limit, and the rule's own); the error names the topic, the parent and the fix.
+    /// `inflow plugin test` checks with this too.
     pub fn check(&self, topic: &str) -> Result<(), MapError> {
+        if let Err(MapError::BadProperty { reason, .. }) = builtin::check_topic_name("topic", topic) {
+            return Err(MapError::TopicRefused { topic: topic.to_string(), reason });
+        }
+        if topic.len() > self.max_bytes {
+            return Err(MapError::TopicTooLong { topic: topic.to_string(), len: topic.len(), limit: self.max_bytes });
+        }
         let under_parent = topic.strip_prefix(self.parent.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
         if under_parent || self.allow.iter().any(|filter| topic_matches_filter(filter, topic)) {
             return Ok(());
@@ -147,6 +155,11 @@ mod tests {
         for ok in ["plant", "plant/x", "plant/a/b", "alerts/boiler/high"] {
             assert_eq!(scope.check(ok), Ok(()), "{ok}");
         }
+        for bad in ["", "plant/+", "plant/#", "plant/a\0"] {
+            assert_eq!(scope.check(bad).expect_err(bad).kind(), ErrorKind::TopicRefused, "{bad:?}");
+        }
+        let short = TopicScope { max_bytes: 8, ..scope.clone() };
+        assert!(matches!(short.check("plant/abc"), Err(MapError::TopicTooLong { len: 9, limit: 8, .. })));
         for refused in ["plantation/x", "other/x", "/plant/x", "alerts/boiler/low", "elsewhere/y", "plan"] {
             let e = scope.check(refused).expect_err(refused);
             assert_eq!(e.kind(), ErrorKind::TopicRefused);

@@ -5,7 +5,7 @@
 //! it starts instances) and [`PluginInstance`] (maps one message), implemented by the plugin
 //! runtime's types, so the rule runner can be tested with fakes.
 
-use super::{builtin, MapError};
+use super::MapError;
 use crate::config::RuleConfig;
 use crate::sink::{Publish, QoS};
 use crate::source::Message;
@@ -50,20 +50,15 @@ impl PluginInstance for Instance {
     }
 }
 
-pub(super) fn map<I: PluginInstance>(instance: &mut I, message: &Arc<Message>, max_topic_bytes: usize) -> Result<Vec<Publish>, MapError> {
+pub(super) fn map<I: PluginInstance>(instance: &mut I, message: &Arc<Message>) -> Result<Vec<Publish>, MapError> {
     let publishes = instance.map(message)?;
-    publishes.into_iter().map(|p| from_plugin(p, message, max_topic_bytes)).collect()
+    Ok(publishes.into_iter().map(|p| from_plugin(p, message)).collect())
 }
 
 /// A plugin's publish, with "original body" resolved to the message's own buffer (no copy).
-fn from_plugin(p: inflow_plugin::Publish, message: &Message, max_topic_bytes: usize) -> Result<Publish, MapError> {
-    if let Err(e) = builtin::check_topic_name("topic", &p.topic) {
-        return Err(MapError::TopicRefused { reason: format!("plugin returned a bad topic: {e}"), topic: p.topic });
-    }
-    if p.topic.len() > max_topic_bytes {
-        return Err(MapError::TopicTooLong { len: p.topic.len(), topic: p.topic, limit: max_topic_bytes });
-    }
-    Ok(Publish {
+/// Its topic is checked by the caller ([`super::TopicScope`]).
+fn from_plugin(p: inflow_plugin::Publish, message: &Message) -> Publish {
+    Publish {
         topic: p.topic,
         qos: match p.qos {
             Qos::AtMostOnce => QoS::AtMostOnce,
@@ -78,7 +73,7 @@ fn from_plugin(p: inflow_plugin::Publish, message: &Message, max_topic_bytes: us
         user_properties: p.user_properties,
         content_type: p.content_type,
         message_expiry_interval: p.message_expiry_interval,
-    })
+    }
 }
 
 /// A consumed message as the plugin reads it: every accessor borrows the decoded message.
