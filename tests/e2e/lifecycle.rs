@@ -244,3 +244,32 @@ fn the_cli_steers_a_running_inflow_and_says_when_none_runs() {
     assert!(code == 3 && err.contains("no inflow answers at") && err.contains("--admin"), "{code}: {err}");
     assert_eq!(cli(&["status"], &nobody).0, 3);
 }
+
+#[test]
+fn inflow_starts_with_a_plugin_file_missing_and_the_rule_waits_for_it() {
+    let rmq = RocketMq::shared();
+    let mqtt = Mosquitto::start();
+    let topic = unique_name("wait");
+    rmq.create_topic(&topic, 2);
+    let parent = unique_name("wait");
+    let plugin_dir = std::env::temp_dir().join(unique_name("inflow-waiting-plugins"));
+    std::fs::create_dir_all(&plugin_dir).unwrap();
+    let admin = Admin { port: free_port() };
+    let rule = Rule::new("waiting-rule", &topic, &parent).plugin("json-router-rust").plugin_config(r#"{"field": "device"}"#);
+    let config = Config::new(rmq, &mqtt).plugin_dir(&plugin_dir).line("admin", &format!("listen = \"127.0.0.1:{}\"", admin.port)).rule(rule);
+    let inflow = Inflow::start(&config);
+    admin.wait_rule_state("waiting-rule", "waiting_for_plugin", || inflow.log());
+    admin.wait_status("/readyz", 200, || inflow.log());
+    let sub = mqtt.subscribe(&format!("{parent}/#"), MqttVersion::V5);
+    rmq.java().produce(&topic, &Produce::new(1).property("site", "s1").body(r#"{"device":"press-7"}"#));
+
+    // Written elsewhere, then renamed in, as the guide says.
+    let component = inflow_e2e::repo_root().join("target/plugins/json-router-rust.wasm");
+    assert!(component.exists(), "{} is missing: build it with `plugins/build.sh rust`", component.display());
+    std::fs::copy(&component, plugin_dir.join(".json-router-rust.wasm.part")).unwrap();
+    std::fs::rename(plugin_dir.join(".json-router-rust.wasm.part"), plugin_dir.join("json-router-rust.wasm")).unwrap();
+    let got = sub.wait_for(1, Duration::from_secs(60));
+    assert_eq!(got.len(), 1, "{}", inflow.log());
+    assert!(got[0].topic.starts_with(&format!("{parent}/press-7")), "{:?}", got[0].topic);
+    let _ = std::fs::remove_dir_all(&plugin_dir);
+}

@@ -21,7 +21,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> i32 {
-    let config = match config::load(&args.config) {
+    let config = match config::load_waiting_for_plugins(&args.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{}: {e}", args.config.display());

@@ -54,8 +54,23 @@ pub(crate) fn plugin_on_disk(dir: &Path, name: &str) -> bool {
     plugin_file(dir, name).is_file()
 }
 
-/// Reads and validates a config file, taking secrets from the process environment.
+/// Reads and validates a config file, taking secrets from the process environment. A rule
+/// naming a plugin that is not in the plugin folder is a mistake (what `inflow check` says).
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, &plugin_on_disk)
+}
+
+/// [`load`] for the service: a rule whose plugin is not in the folder yet waits for it.
+pub fn load_waiting_for_plugins(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, &any_plugin)
+}
+
+/// A lookup that takes every plugin as present: the service waits for missing files.
+pub(crate) fn any_plugin(_: &Path, _: &str) -> bool {
+    true
+}
+
+fn load_with(path: &Path, plugin_exists: &dyn Fn(&Path, &str) -> bool) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors::single(
             path.display().to_string(),
@@ -65,7 +80,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     })?;
     let base_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    parse(&text, &Context { base_dir, env: &env, plugin_exists: &plugin_on_disk })
+    parse(&text, &Context { base_dir, env: &env, plugin_exists })
 }
 
 /// Parses and validates config text.

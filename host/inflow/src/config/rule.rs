@@ -27,6 +27,11 @@ impl<'a> PluginLookup<'a> {
     pub fn on_disk(dir: &'a Path) -> PluginLookup<'a> {
         PluginLookup { dir, exists: &super::plugin_on_disk }
     }
+
+    /// Takes every plugin of `dir` as present: for rules that wait for their plugin's file.
+    pub fn waiting(dir: &'a Path) -> PluginLookup<'a> {
+        PluginLookup { dir, exists: &super::any_plugin }
+    }
 }
 
 /// Validates one rule as written — a TOML table of a rules file or the JSON body of the admin

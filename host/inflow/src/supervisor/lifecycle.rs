@@ -6,6 +6,10 @@
 //! file is the operator's, and inflow never rewrites it. The enabled state the API gives a rule
 //! of the config file is kept in the folder's state file. Every change is written to disk
 //! before it is applied, so a restart brings back the same rules in the same states.
+//!
+//! A rule of a file whose plugin is not in the plugin folder waits for it (as when a plugin
+//! file is removed); a rule sent to the API naming a plugin that is not there is refused, as
+//! `inflow check` refuses it: it is most likely a typo.
 
 use super::Supervisor;
 use crate::config::rule_files::{self, read_rule_folder, rule_file, rule_file_text, write_atomically};
@@ -233,7 +237,7 @@ impl Control {
         self.counters.reloads.fetch_add(1, Relaxed);
         let path = inner.catalog.config_path.clone();
         // Reading the files blocks: let the runtime move its other tasks off this thread.
-        match tokio::task::block_in_place(|| config::load(&path)) {
+        match tokio::task::block_in_place(|| config::load_waiting_for_plugins(&path)) {
             Ok(config) => {
                 for section in restart_only_changes(&inner.started, &config) {
                     warn!(file = %path.display(), "{section} changed: inflow applies it only when it restarts; the rules are reloaded");
@@ -306,7 +310,7 @@ impl Catalog {
     /// Reads the folder and its state file again; returns how many files it refused. A refused
     /// file's rule keeps running as it was, unless the config file now has a rule of its id.
     fn reread_folder(&mut self) -> u64 {
-        let folder = read_rule_folder(&self.rules_dir, &self.main, &PluginLookup::on_disk(&self.plugin_dir));
+        let folder = read_rule_folder(&self.rules_dir, &self.main, &PluginLookup::waiting(&self.plugin_dir));
         let mut files: BTreeMap<String, RuleConfig> = folder.rules.into_iter().map(|r| (r.id.clone(), r)).collect();
         for (path, errors) in &folder.refused {
             error!(file = %path.display(), "rule file refused, the rule keeps running as it was (if it ran): {errors}");
