@@ -14,7 +14,9 @@
 #   rocketmq.sh kill-namesrv <statedir> <1|2>          kill -9 one name server (fail-over tests)
 #
 # <statedir>/env (shell syntax): NAMESRV, (NAMESRV2,) BROKER, BROKER_NAME, CLUSTER, VERSION, ROCKETMQ_LIB,
-# and with --acl ACCESS_KEY, SECRET_KEY (an admin account; ACL is enforced for everyone else).
+# and with --acl ACCESS_KEY, SECRET_KEY (an admin account; ACL is enforced for everyone else), and on
+# 4.x LIMITED_ACCESS_KEY, LIMITED_SECRET_KEY, LIMITED_GROUP: an account that may consume only as
+# that group.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -23,6 +25,9 @@ CLUSTER_NAME="InflowCluster"
 BROKER_NAME="inflow-broker"
 ACL_ACCESS_KEY="inflowAdmin"
 ACL_SECRET_KEY="inflow-secret-0123"
+LIMITED_ACCESS_KEY="inflowLimited"
+LIMITED_SECRET_KEY="inflow-limited-0123"
+LIMITED_GROUP="inflow-acl-allowed"
 READY_TIMEOUT="${INFLOW_RIG_READY_TIMEOUT:-120}"
 # JDK 17 closes the internals RocketMQ's mmap and Netty code reach into.
 JDK17_OPENS=(
@@ -118,7 +123,8 @@ XML
   done
 }
 
-# write_acl_config <conf> <major>: an admin account with known keys; everyone else is refused.
+# write_acl_config <conf> <major>: an admin account with known keys (and on 4.x one limited to a
+# consumer group); everyone else is refused.
 write_acl_config() {
   local conf="$1" major="$2"
   if [[ $major == 4 ]]; then
@@ -132,6 +138,14 @@ accounts:
     admin: true
     defaultTopicPerm: PUB|SUB
     defaultGroupPerm: PUB|SUB
+  - accessKey: $LIMITED_ACCESS_KEY
+    secretKey: $LIMITED_SECRET_KEY
+    whiteRemoteAddress:
+    admin: false
+    defaultTopicPerm: PUB|SUB
+    defaultGroupPerm: DENY
+    groupPerms:
+      - $LIMITED_GROUP=SUB
 YML
   else
     # ACL 2.0: the initial user is a super user; the broker's own inner client uses it too.
@@ -290,6 +304,11 @@ CONF
     if [[ $acl == 1 ]]; then
       echo "ACCESS_KEY=$ACL_ACCESS_KEY"
       echo "SECRET_KEY=$ACL_SECRET_KEY"
+      if [[ $major == 4 ]]; then
+        echo "LIMITED_ACCESS_KEY=$LIMITED_ACCESS_KEY"
+        echo "LIMITED_SECRET_KEY=$LIMITED_SECRET_KEY"
+        echo "LIMITED_GROUP=$LIMITED_GROUP"
+      fi
     fi
   } >"$statedir/env.tmp"
   mv "$statedir/env.tmp" "$statedir/env"

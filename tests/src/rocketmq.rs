@@ -27,6 +27,8 @@ pub struct RocketMq {
     pub version: String,
     /// Set when the broker enforces ACL.
     pub credentials: Option<Credentials>,
+    /// On a 4.x ACL broker: an account that may consume only as the group named here.
+    pub limited: Option<(Credentials, String)>,
     statedir: Option<PathBuf>,
     /// Present for a broker this process started: stopped and removed on drop.
     own: Option<TempDir>,
@@ -82,6 +84,10 @@ impl RocketMq {
             (Some(ak), Some(sk)) => Some(Credentials { access_key: ak.clone(), secret_key: sk.clone() }),
             _ => None,
         };
+        let limited = match (env.get("LIMITED_ACCESS_KEY"), env.get("LIMITED_SECRET_KEY"), env.get("LIMITED_GROUP")) {
+            (Some(ak), Some(sk), Some(group)) => Some((Credentials { access_key: ak.clone(), secret_key: sk.clone() }, group.clone())),
+            _ => None,
+        };
         RocketMq {
             namesrv: get("NAMESRV"),
             broker: get("BROKER"),
@@ -89,6 +95,7 @@ impl RocketMq {
             cluster: get("CLUSTER"),
             version: get("VERSION"),
             credentials,
+            limited,
             statedir: Some(statedir.to_path_buf()),
             own,
         }
