@@ -86,11 +86,13 @@ impl Drop for Collector {
     }
 }
 
-fn assert_all_arrived(seqs: &BTreeMap<u64, u32>, count: u64, what: &str, inflow: &Inflow) {
+/// Asserts that every message arrived; returns how many came more than once.
+fn assert_all_arrived(seqs: &BTreeMap<u64, u32>, count: u64, what: &str, inflow: &Inflow) -> u64 {
     let missing: Vec<u64> = (0..count).filter(|n| !seqs.contains_key(n)).collect();
-    let duplicates: u32 = seqs.values().map(|c| c - 1).sum();
+    let duplicates: u64 = seqs.values().map(|c| u64::from(c - 1)).sum();
     eprintln!("{what}: {} of {count} distinct messages arrived, {duplicates} duplicates", seqs.len());
     assert!(missing.is_empty(), "{what}: {} missing, first {:?}; log:\n{}", missing.len(), &missing[..missing.len().min(10)], inflow.log());
+    duplicates
 }
 
 // ---- the property table and mapping errors ----------------------------------------------------
@@ -266,8 +268,13 @@ fn order_is_kept_on_one_queue() {
     assert_eq!(seqs, (0..count).collect::<Vec<_>>(), "messages of one queue arrive in stored order");
 }
 
-/// Messages in each mid-stream fault test.
+/// Messages in each mid-stream fault test, over [`STREAM_QUEUES`] queues.
 const STREAM: u64 = 20_000;
+const STREAM_QUEUES: u64 = 8;
+/// The rule's `limits.max_unacked_per_queue` in those tests, and the consumer's pull batch:
+/// after a crash, at most their sum per queue comes again.
+const WINDOW: u64 = 100;
+const PULL_BATCH: u64 = 32;
 
 /// Produces [`STREAM`] messages to a fresh topic, starts inflow on them (rule `name`, the
 /// `[mqtt]` settings of `sink`) with a collector on the rule's parent topic, and returns once a
@@ -276,9 +283,11 @@ fn stream_under_way(mqtt: &Mosquitto, name: &str, sink: impl FnOnce(Config) -> C
     let rmq = RocketMq::shared();
     let topic = unique_name(&format!("svc-{name}"));
     let parent = unique_name(name);
+    rmq.create_topic(&topic, STREAM_QUEUES as u32);
     rmq.java().produce_bulk(&topic, STREAM, 256);
     let collector = Collector::start(mqtt, &format!("{parent}/#"));
-    let inflow = Inflow::start(&sink(Config::new(rmq, mqtt)).rule(Rule::new(name, &topic, &parent)));
+    let rule = Rule::new(name, &topic, &parent).limit("max_unacked_per_queue", WINDOW);
+    let inflow = Inflow::start(&sink(Config::new(rmq, mqtt)).rule(rule));
     collector.wait_distinct(STREAM as usize / 4, Duration::from_secs(120));
     (collector, inflow)
 }
@@ -290,7 +299,10 @@ fn kill_9_mid_stream_then_restart_loses_nothing() {
     eprintln!("killed inflow with SIGKILL after {} distinct messages", collector.seqs().len());
     inflow.restart();
     let seqs = collector.wait_distinct(STREAM as usize, Duration::from_secs(180));
-    assert_all_arrived(&seqs, STREAM, "kill -9 and restart", &inflow);
+    // Offsets ride on every pull and a 1 s commit: what comes again is what was in flight.
+    let duplicates = assert_all_arrived(&seqs, STREAM, "kill -9 and restart", &inflow);
+    let bound = STREAM_QUEUES * (WINDOW + PULL_BATCH);
+    assert!(duplicates <= bound, "{duplicates} duplicates after kill -9, over the bound of {bound} (window + pull batch per queue)");
 }
 
 #[test]
