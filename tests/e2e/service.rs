@@ -67,6 +67,27 @@ impl Collector {
         seqs
     }
 
+    /// Payloads starting with `prefix` received so far, with counts.
+    fn bodies(&self, prefix: &str) -> BTreeMap<String, u32> {
+        let mut bodies = BTreeMap::new();
+        for line in self.lines.lock().unwrap().iter().filter(|l| l.starts_with(prefix)) {
+            *bodies.entry(line.clone()).or_insert(0) += 1;
+        }
+        bodies
+    }
+
+    /// Waits until `count` distinct payloads starting with `prefix` arrived (or `timeout`).
+    fn wait_bodies(&self, prefix: &str, count: usize, timeout: Duration) -> BTreeMap<String, u32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let bodies = self.bodies(prefix);
+            if bodies.len() >= count || Instant::now() > deadline {
+                return bodies;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn wait_distinct(&self, count: usize, timeout: Duration) -> BTreeMap<u64, u32> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -443,4 +464,89 @@ fn tls_with_password_delivers_and_a_wrong_password_is_refused_clearly() {
         assert!(delivered.is_empty(), "MQTT {protocol}: delivered with a wrong password: {delivered:?}");
         eprintln!("MQTT {protocol}, wrong password: {failure}");
     }
+}
+
+// ---- several hosts in one consumer group ------------------------------------------------------
+
+/// The queues of `topic` a host owns now, by its log: assigned minus revoked in its current run.
+fn owned_queues(inflow: &Inflow, topic: &str) -> usize {
+    let log = inflow.current_run_log();
+    let count = |what: &str| log.iter().filter(|l| l.contains(what) && l.contains(&format!("queue={topic}@"))).count();
+    count("queue assigned").saturating_sub(count("queue revoked"))
+}
+
+/// Waits until `owns(hosts)` holds.
+fn wait_queues(hosts: &[&Inflow], topic: &str, owns: impl Fn(&[usize]) -> bool) {
+    let start = Instant::now();
+    loop {
+        let owned: Vec<usize> = hosts.iter().map(|h| owned_queues(h, topic)).collect();
+        if owns(&owned) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(90), "queues stayed {owned:?}; logs:\n{}", hosts.iter().map(|h| h.log()).collect::<Vec<_>>().join("\n-----\n"));
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Produces `calls` × `per_call` messages with payloads `<phase>-<call>-<seq>` in the background.
+fn produce_phase(topic: &str, phase: &str, calls: u64, per_call: u64) -> thread::JoinHandle<()> {
+    let (java, topic, phase) = (RocketMq::shared().java(), topic.to_string(), phase.to_string());
+    thread::spawn(move || {
+        for call in 0..calls {
+            java.produce(&topic, &Produce::new(per_call).body(&format!("{phase}-{call}-{{seq}}")));
+        }
+    })
+}
+
+#[test]
+fn three_hosts_share_a_rule_and_take_over_each_others_queues() {
+    let rmq = RocketMq::shared();
+    let mqtt = Mosquitto::shared();
+    let topic = unique_name("svc-hosts");
+    rmq.create_topic(&topic, 8);
+    let parent = unique_name("hosts");
+    let collector = Collector::start(mqtt, &format!("{parent}/#"));
+    let config = Config::new(rmq, mqtt).rule(Rule::new("hosts", &topic, &parent));
+    let mut a = Inflow::start(&config);
+    let mut b = Inflow::start(&config);
+    let c = Inflow::start(&config);
+    wait_queues(&[&a, &b, &c], &topic, |o| o.iter().sum::<usize>() == 8 && o.iter().all(|&n| n >= 2));
+    let (calls, per_call) = (4, 2500);
+    let phase_total = (calls * per_call) as usize;
+
+    // kill -9 of one host: the others take its queues, nothing is lost.
+    let producer = produce_phase(&topic, "kill", calls, per_call);
+    collector.wait_bodies("kill-", 1000, Duration::from_secs(60));
+    let killed = Instant::now();
+    a.kill9();
+    wait_queues(&[&b, &c], &topic, |o| o.iter().sum::<usize>() == 8);
+    let takeover = killed.elapsed();
+    producer.join().unwrap();
+    let got = collector.wait_bodies("kill-", phase_total, Duration::from_secs(120));
+    let duplicates: u32 = got.values().map(|n| n - 1).sum();
+    eprintln!("kill -9 of one of three hosts: the other two owned its queues {takeover:?} later; {} of {phase_total} arrived, {duplicates} duplicates", got.len());
+    assert_eq!(got.len(), phase_total, "messages lost after kill -9 of a host\n{}\n-----\n{}", b.log(), c.log());
+
+    // SIGTERM of another: it drains and commits before it leaves, so nothing comes twice.
+    let producer = produce_phase(&topic, "term", calls, per_call);
+    collector.wait_bodies("term-", 1000, Duration::from_secs(60));
+    assert!(b.sigterm(Duration::from_secs(30)).success(), "{}", b.log());
+    wait_queues(&[&c], &topic, |o| o[0] == 8);
+    producer.join().unwrap();
+    let got = collector.wait_bodies("term-", phase_total, Duration::from_secs(120));
+    assert_eq!(got.len(), phase_total, "messages lost after SIGTERM of a host\n{}", c.log());
+    let twice: Vec<_> = got.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(twice.is_empty(), "delivered twice across a SIGTERM: {twice:?}");
+
+    // A host back: the queues spread again, nothing is lost.
+    let started = Instant::now();
+    a.restart();
+    wait_queues(&[&a, &c], &topic, |o| o.iter().sum::<usize>() == 8 && o.iter().all(|&n| n == 4));
+    let spread = started.elapsed();
+    let producer = produce_phase(&topic, "back", 1, 2000);
+    producer.join().unwrap();
+    let got = collector.wait_bodies("back-", 2000, Duration::from_secs(120));
+    let duplicates: u32 = got.values().map(|n| n - 1).sum();
+    eprintln!("a host back: queues spread {spread:?} after its start; {} of 2000 arrived, {duplicates} duplicates", got.len());
+    assert_eq!(got.len(), 2000, "messages lost after a host came back\n{}\n-----\n{}", a.log(), c.log());
 }

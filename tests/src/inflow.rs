@@ -88,6 +88,13 @@ impl Inflow {
         self.lock_log().clone()
     }
 
+    /// The log lines of the current run (since the last restart).
+    pub fn current_run_log(&self) -> Vec<String> {
+        let log = self.lock_log();
+        let start = log.iter().rposition(|l| l == RESTART_MARK).map_or(0, |i| i + 1);
+        log[start..].to_vec()
+    }
+
     /// The log of every run so far, one text.
     pub fn log(&self) -> String {
         self.lock_log().join("\n")
