@@ -1,6 +1,7 @@
-//! `inflow check`: validate a config and load its plugins.
+//! `inflow check`: validate a config and the rules folder beside it, and load their plugins.
 
-use crate::config::{self, plugin_file};
+use crate::config::rule_files::read_rule_folder;
+use crate::config::{self, plugin_file, PluginLookup};
 use inflow_plugin::{Runtime, RuntimeConfig};
 use std::path::PathBuf;
 
@@ -11,8 +12,8 @@ pub struct CheckArgs {
     pub config: PathBuf,
 }
 
-/// Validates the config, then loads every plugin a rule names and starts it with that rule's
-/// config (so its `init` judges the config too).
+/// Validates the config and the rule files of its rules folder, then loads every plugin a rule
+/// names and starts it with that rule's config (so its `init` judges the config too).
 pub fn check(args: CheckArgs) -> i32 {
     let config = match config::load(&args.config) {
         Ok(c) => c,
@@ -21,8 +22,17 @@ pub fn check(args: CheckArgs) -> i32 {
             return 1;
         }
     };
-    let plugin_rules: Vec<_> = config.rules.iter().filter(|r| r.plugin.is_some()).collect();
     let mut failures = 0;
+    // The rules folder's files, checked as `inflow run` reads them (and against the file's rules).
+    let folder = read_rule_folder(&config.rules_dir, &config.rules, &PluginLookup::on_disk(&config.plugins.dir));
+    for (path, errors) in &folder.refused {
+        failures += 1;
+        eprintln!("{}: {errors}", path.display());
+    }
+    let mut config = config;
+    let main_rules = config.rules.len();
+    config.rules.extend(folder.rules);
+    let plugin_rules: Vec<_> = config.rules.iter().filter(|r| r.plugin.is_some()).collect();
     if !plugin_rules.is_empty() {
         let runtime = match Runtime::new(RuntimeConfig::new(config.plugins.cache_dir.clone())) {
             Ok(r) => r,
@@ -45,10 +55,10 @@ pub fn check(args: CheckArgs) -> i32 {
         }
     }
     if failures > 0 {
-        eprintln!("{failures} plugin problem(s)");
+        eprintln!("{failures} problem(s) in rule files and plugins");
         return 1;
     }
     let enabled = config.rules.iter().filter(|r| r.enabled).count();
-    println!("{}: ok ({} rules, {} enabled)", args.config.display(), config.rules.len(), enabled);
+    println!("{}: ok ({} rules, {} enabled, {} of them from {})", args.config.display(), config.rules.len(), enabled, config.rules.len() - main_rules, config.rules_dir.display());
     0
 }
