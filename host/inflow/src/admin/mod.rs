@@ -11,6 +11,7 @@ use crate::config::{AdminConfig, Secret};
 use crate::rule::RuleStatus;
 use crate::sink::Sink;
 use crate::supervisor::Rules;
+use inflow_plugin::PluginDir;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -21,11 +22,13 @@ use serde_json::json;
 use std::sync::Arc;
 use tracing::info;
 
-/// What the endpoints read: the rules and the MQTT connection.
+/// What the endpoints read: the rules, the MQTT connection and the plugin folder.
 #[derive(Clone)]
 pub struct AdminState {
     pub rules: Rules,
     pub sink: Sink,
+    /// None when no rule uses a plugin.
+    pub plugins: Option<Arc<PluginDir>>,
 }
 
 struct Shared {

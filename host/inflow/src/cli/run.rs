@@ -41,7 +41,7 @@ pub fn run(args: RunArgs) -> i32 {
                 return 1;
             }
         };
-        let admin_state = AdminState { rules: supervisor.rules(), sink: supervisor.sink().clone() };
+        let admin_state = AdminState { rules: supervisor.rules(), sink: supervisor.sink().clone(), plugins: supervisor.plugins() };
         if let Err(e) = admin::start(&admin_config, admin_state).await {
             error!(error = %format!("{e:#}"), "inflow cannot start");
             return 1;

@@ -2,7 +2,7 @@
 //! RocketMQ client, one MQTT sink and one plugin runtime. Rules start and stop one by one ([`Supervisor::start_rule`], [`Supervisor::stop_rule`]),
 //! the building blocks of the admin API and of config hot reload.
 
-pub use crate::rule::{RuleCounters, RuleStatus};
+pub use crate::rule::{QueueReport, RuleCounters, RuleStatus};
 
 use crate::config::{Config, RuleConfig};
 use crate::sink::Sink;
@@ -45,7 +45,7 @@ impl Rules {
 pub struct Supervisor {
     source: RocketMq,
     sink: Sink,
-    plugins: Option<PluginDir>,
+    plugins: Option<Arc<PluginDir>>,
     max_topic_bytes: usize,
     drain_grace: Duration,
     rules: BTreeMap<String, RuleHandle>,
@@ -69,13 +69,13 @@ impl Supervisor {
         let sink = Sink::start(config.mqtt.clone()).context("MQTT sink")?;
         let plugins = if config.rules.iter().any(|r| r.plugin.is_some()) {
             let plugins_cfg = config.plugins.clone();
-            Some(
+            Some(Arc::new(
                 tokio::task::spawn_blocking(move || -> anyhow::Result<PluginDir> {
                     let runtime = Runtime::new(RuntimeConfig::new(plugins_cfg.cache_dir.clone())).context("plugin runtime")?;
                     Ok(PluginDir::open(runtime, &plugins_cfg.dir, Duration::from_millis(300))?)
                 })
                 .await??,
-            )
+            ))
         } else {
             None
         };
@@ -134,6 +134,11 @@ impl Supervisor {
         let _ = handle.task.await;
         self.view.0.write().unwrap_or_else(|e| e.into_inner()).remove(id);
         Some(handle.config)
+    }
+
+    /// The watched plugin folder (None: no rule uses a plugin), for the admin server.
+    pub fn plugins(&self) -> Option<Arc<PluginDir>> {
+        self.plugins.clone()
     }
 
     /// The rules, for the admin server.
