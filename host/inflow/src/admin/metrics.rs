@@ -17,8 +17,67 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-/// The exposition text of everything inflow measures.
-pub fn render(state: &AdminState) -> Result<String, Error> {
+/// The text formats a scrape may ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `application/openmetrics-text; version=1.0.0` (what Prometheus asks for first).
+    OpenMetrics,
+    /// `text/plain; version=0.0.4`, the classic format (`promtool check metrics`, older scrapers).
+    Prometheus,
+}
+
+impl Format {
+    /// The format an `Accept` header asks for: OpenMetrics when it names it, else the classic one.
+    pub fn accepted(accept: Option<&str>) -> Format {
+        if accept.is_some_and(|a| a.contains("application/openmetrics-text")) {
+            Format::OpenMetrics
+        } else {
+            Format::Prometheus
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// The exposition text of everything inflow measures, in `format`.
+pub fn render(state: &AdminState, format: Format) -> Result<String, Error> {
+    let text = render_open_metrics(state)?;
+    Ok(match format {
+        Format::OpenMetrics => text,
+        Format::Prometheus => to_prometheus_text(&text),
+    })
+}
+
+/// OpenMetrics text in the classic format: the same samples, but a counter family is named
+/// with its `_total` suffix (OpenMetrics names it without; the classic format then finds
+/// `_total` samples of an undeclared family) and there is no `# EOF`.
+fn to_prometheus_text(open_metrics: &str) -> String {
+    let mut out = String::with_capacity(open_metrics.len() + 1024);
+    let mut lines = open_metrics.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line == "# EOF" {
+            continue;
+        }
+        if let Some((name, help)) = line.strip_prefix("# HELP ").and_then(|rest| rest.split_once(' ')) {
+            let counter = format!("# TYPE {name} counter");
+            if lines.peek() == Some(&counter.as_str()) {
+                lines.next();
+                out.push_str(&format!("# HELP {name}_total {help}\n# TYPE {name}_total counter\n"));
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+fn render_open_metrics(state: &AdminState) -> Result<String, Error> {
     let rules = state.rules.snapshot().into_iter().map(|report| Rule { queues: report.counters.queues(), report }).collect();
     let snapshot = Snapshot {
         rules,
@@ -61,6 +120,29 @@ struct Mqtt {
     window_in_use: usize,
     window_size: usize,
     stats: Arc<SinkStats>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counter_families_with_their_total() {
+        let open_metrics = "# HELP a_messages Messages.\n# TYPE a_messages counter\na_messages_total{rule=\"r\"} 3\n\
+                            # HELP b_lag Lag.\n# TYPE b_lag gauge\nb_lag 1\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(open_metrics),
+            "# HELP a_messages_total Messages.\n# TYPE a_messages_total counter\na_messages_total{rule=\"r\"} 3\n\
+             # HELP b_lag Lag.\n# TYPE b_lag gauge\nb_lag 1\n"
+        );
+    }
+
+    #[test]
+    fn openmetrics_only_when_asked_for() {
+        assert_eq!(Format::accepted(Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")), Format::OpenMetrics);
+        assert_eq!(Format::accepted(Some("text/plain")), Format::Prometheus);
+        assert_eq!(Format::accepted(None), Format::Prometheus);
+    }
 }
 
 impl std::fmt::Debug for Snapshot {
