@@ -46,11 +46,7 @@ impl Format {
 
 /// The exposition text of everything inflow measures, in `format`.
 pub fn render(state: &AdminState, format: Format) -> Result<String, Error> {
-    let text = render_open_metrics(state)?;
-    Ok(match format {
-        Format::OpenMetrics => text,
-        Format::Prometheus => to_prometheus_text(&text),
-    })
+    Snapshot::of(state).render(format)
 }
 
 /// OpenMetrics text in the classic format: the same samples, but a counter family is named
@@ -77,36 +73,17 @@ fn to_prometheus_text(open_metrics: &str) -> String {
     out
 }
 
-fn render_open_metrics(state: &AdminState) -> Result<String, Error> {
-    let rules = state.rules.snapshot().into_iter().map(|report| Rule { queues: report.counters.queues(), report }).collect();
-    let snapshot = Snapshot {
-        rules,
-        plugins: state.plugins.as_ref().map(|dir| dir.stats()).unwrap_or_default(),
-        mqtt: Mqtt {
-            connected: state.sink.is_connected(),
-            window_in_use: state.sink.window_in_use(),
-            window_size: state.sink.max_inflight(),
-            stats: state.sink.stats(),
-        },
-    };
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(snapshot));
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry)?;
-    Ok(text)
+/// What one scrape reads, taken at once; public so the benchmark can build one of any size.
+pub struct Snapshot {
+    pub rules: Vec<Rule>,
+    pub plugins: Vec<(String, Arc<PluginStats>)>,
+    pub mqtt: Mqtt,
 }
 
-/// The state of one scrape.
-struct Snapshot {
-    rules: Vec<Rule>,
-    plugins: Vec<(String, Arc<PluginStats>)>,
-    mqtt: Mqtt,
-}
-
-struct Rule {
-    report: RuleReport,
+pub struct Rule {
+    pub report: RuleReport,
     /// Read once per scrape: the total lag is their sum.
-    queues: Vec<QueueReport>,
+    pub queues: Vec<QueueReport>,
 }
 
 impl Rule {
@@ -115,11 +92,11 @@ impl Rule {
     }
 }
 
-struct Mqtt {
-    connected: bool,
-    window_in_use: usize,
-    window_size: usize,
-    stats: Arc<SinkStats>,
+pub struct Mqtt {
+    pub connected: bool,
+    pub window_in_use: usize,
+    pub window_size: usize,
+    pub stats: Arc<SinkStats>,
 }
 
 #[cfg(test)]
@@ -167,6 +144,32 @@ fn state_name(status: &RuleStatus) -> &'static str {
 }
 
 impl Snapshot {
+    /// Everything the admin state shows now.
+    pub fn of(state: &AdminState) -> Snapshot {
+        Snapshot {
+            rules: state.rules.snapshot().into_iter().map(|report| Rule { queues: report.counters.queues(), report }).collect(),
+            plugins: state.plugins.as_ref().map(|dir| dir.stats()).unwrap_or_default(),
+            mqtt: Mqtt {
+                connected: state.sink.is_connected(),
+                window_in_use: state.sink.window_in_use(),
+                window_size: state.sink.max_inflight(),
+                stats: state.sink.stats(),
+            },
+        }
+    }
+
+    /// The exposition text of this scrape, in `format`.
+    pub fn render(self, format: Format) -> Result<String, Error> {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry)?;
+        Ok(match format {
+            Format::OpenMetrics => text,
+            Format::Prometheus => to_prometheus_text(&text),
+        })
+    }
+
     /// One series per rule of a value read from its report.
     fn per_rule(&self, encoder: &mut DescriptorEncoder, name: &str, help: &str, kind: MetricType, value: impl Fn(&Rule) -> f64) -> Result<(), Error> {
         let mut family = encoder.encode_descriptor(name, help, None, kind)?;

@@ -4,7 +4,7 @@
 //! endpoint but `/healthz` needs the bearer token of `INFLOW_ADMIN_TOKEN`; the token is
 //! compared in constant time and never logged.
 
-mod metrics;
+pub mod metrics;
 mod process;
 
 use crate::config::{AdminConfig, Secret};
