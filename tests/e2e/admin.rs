@@ -3,7 +3,7 @@
 //! (checked through a real Prometheus and promtool), the consumer lag agrees with the
 //! broker's own figures, and off loopback the bearer token guards everything and is never logged.
 
-use inflow_e2e::{alerts_file, free_port, http_get, promtool, unique_name, Config, Inflow, Mosquitto, MqttVersion, Produce, Prometheus, RocketMq, Rule};
+use inflow_e2e::{alerts_file, free_port, http_get, promtool, repo_root, unique_name, Config, Inflow, Mosquitto, MqttVersion, Produce, Prometheus, RocketMq, Rule};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -90,31 +90,48 @@ fn prometheus_scrapes_the_forwarded_count_and_promtool_accepts_metrics_and_alert
     let alerts = alerts_file();
     let checked = promtool(&["check", "rules", &alerts.to_string_lossy()], "");
     assert!(checked.is_ok(), "promtool check rules {}: {checked:?}", alerts.display());
+    let alert_count = std::fs::read_to_string(&alerts).expect("read docs/alerts.yml").matches("- alert:").count();
 
     let rmq = RocketMq::shared();
     let mqtt = Mosquitto::shared();
-    let topic = unique_name("prom");
-    let parent = unique_name("prom");
+    let (topic, plugin_topic) = (unique_name("prom"), unique_name("prom-plugin"));
     let port = free_port();
     let count = 30;
     rmq.java().produce(&topic, &Produce::new(count).body("seq={seq}"));
-    let inflow = Inflow::start(&Config::new(rmq, mqtt).line("admin", &admin_listen(port)).rule(Rule::new("prom-rule", &topic, &parent)));
+    rmq.java().produce(&plugin_topic, &Produce::new(1).property("site", "plant-a").body(r#"{"device":"press-7"}"#));
+    // A plugin serving and a file refused, so the plugin families are in the exposition too.
+    let wasm = repo_root().join("target/plugins/json-router-rust.wasm");
+    assert!(wasm.exists(), "{} is missing: run plugins/build.sh rust (scripts/test.sh does)", wasm.display());
+    let plugins = std::env::temp_dir().join(unique_name("inflow-plugins"));
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(&wasm, plugins.join("json-router.wasm")).unwrap();
+    std::fs::write(plugins.join("broken.wasm"), b"not a plugin").unwrap();
+    let inflow = Inflow::start(
+        &Config::new(rmq, mqtt)
+            .line("admin", &admin_listen(port))
+            .plugin_dir(&plugins)
+            .rule(Rule::new("prom-rule", &topic, &unique_name("prom")))
+            .rule(Rule::new("prom-plugin-rule", &plugin_topic, &unique_name("prom")).plugin("json-router").plugin_config(r#"{"field": "device"}"#)),
+    );
     let prometheus = Prometheus::start(port, &[&alerts]);
 
-    let forwarded = "inflow_rule_messages_forwarded_total{rule=\"prom-rule\"}";
-    wait_until(&format!("Prometheus reports {forwarded} = {count}"), Duration::from_secs(90), &inflow, || {
-        match prometheus.query_one(forwarded) {
-            Some(n) if n == count as f64 => Ok(()),
+    for (series, want) in [
+        ("inflow_rule_messages_forwarded_total{rule=\"prom-rule\"}".to_string(), count as f64),
+        ("inflow_plugin_call_seconds_count{plugin=\"json-router\"}".to_string(), 1.0),
+        ("inflow_plugin_refusals_total{plugin=\"broken\",reason=\"not_wasm\"}".to_string(), 1.0),
+    ] {
+        wait_until(&format!("Prometheus reports {series} = {want}"), Duration::from_secs(90), &inflow, || match prometheus.query_one(&series) {
+            Some(n) if n == want => Ok(()),
             other => Err(format!("{other:?}")),
-        }
-    });
+        });
+    }
     // The scrape itself is healthy, and every alerting rule evaluates against real series.
     assert_eq!(prometheus.query_one("up{job=\"inflow\"}"), Some(1.0));
     wait_until("every alerting rule of docs/alerts.yml evaluated with health ok", Duration::from_secs(30), &inflow, || {
         let rules = prometheus.api("rules");
         let health: Vec<String> =
             rules["groups"].as_array().into_iter().flatten().flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default()).map(|r| format!("{}={}", r["name"], r["health"])).collect();
-        if health.len() == 5 && health.iter().all(|h| h.ends_with("=\"ok\"")) {
+        if health.len() == alert_count && health.iter().all(|h| h.ends_with("=\"ok\"")) {
             Ok(())
         } else {
             Err(format!("{health:?}"))
@@ -125,6 +142,7 @@ fn prometheus_scrapes_the_forwarded_count_and_promtool_accepts_metrics_and_alert
     assert_eq!(code, 200);
     let linted = promtool(&["check", "metrics"], &exposition);
     assert!(linted.is_ok(), "promtool check metrics: {linted:?}\non:\n{exposition}");
+    let _ = std::fs::remove_dir_all(&plugins);
 }
 
 #[test]
