@@ -145,10 +145,10 @@ impl Shared {
                 }
             }
             let (offset, commit_offset) = {
-                let offsets = lock(&state.offsets);
+                let mut offsets = lock(&state.offsets);
+                offsets.set_pulling(true);
                 (offsets.next_pull(), offsets.pending_commit())
             };
-            lock(&state.offsets).set_pulling(true);
             let pulled = tokio::select! {
                 _ = stop.cancelled() => return,
                 pulled = self.pull(queue, offset, commit_offset, subscription) => pulled,
