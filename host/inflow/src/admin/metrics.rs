@@ -304,6 +304,8 @@ impl Collector for Snapshot {
             .encode_counter::<NoLabelSet, _, u64>(&mqtt.stats.connect_attempts.load(Relaxed), None)?;
         e.encode_descriptor("inflow_mqtt_reconnects", "MQTT connection attempts after the first, successful or not.", None, MetricType::Counter)?
             .encode_counter::<NoLabelSet, _, u64>(&mqtt.stats.reconnects(), None)?;
+        e.encode_descriptor("inflow_mqtt_hostage_publishes", "Publishes failed back because the broker closed the connection on them twice in a row.", None, MetricType::Counter)?
+            .encode_counter::<NoLabelSet, _, u64>(&mqtt.stats.hostage_publishes.load(Relaxed), None)?;
         e.encode_descriptor("inflow_mqtt_window_in_use", "Publishes outstanding now (QoS 1/2 waiting for their ack, or queued).", None, MetricType::Gauge)?
             .encode_gauge(&(mqtt.window_in_use as i64))?;
         e.encode_descriptor("inflow_mqtt_window_size", "At most this many publishes outstanding ([mqtt] max_inflight).", None, MetricType::Gauge)?
