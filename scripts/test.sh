@@ -16,8 +16,9 @@ export CARGO_TERM_COLOR=never
 
 step() { printf '\n==> %s  (%s)\n' "$*" "$(date +%T)"; }
 
-step "install: mosquitto, rocketmq jars, guest toolchains"
+step "install: mosquitto, prometheus, rocketmq jars, guest toolchains"
 scripts/install/mosquitto.sh
+scripts/install/prometheus.sh
 scripts/install/rocketmq.sh
 scripts/install/guest-toolchains.sh
 

@@ -391,6 +391,8 @@ async fn broker_restart_mid_stream() {
             Err(e) => panic!("commit after the broker restart failed: {e}"),
         }
     }
+    // The pulls parked in the broker when it stopped failed, and were counted.
+    assert!(consumer.stats().pull_errors() > 0, "pull errors counted across the restart");
     consumer.shutdown().await.expect("shutdown commits");
     drop(rmq);
 }

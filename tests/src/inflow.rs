@@ -1,5 +1,5 @@
 //! The `inflow` binary under test: its path, and [`Inflow`], an `inflow run` subprocess on a
-//! [`Config`] whose log (stderr) is captured line by line for assertions.
+//! [`Config`] whose output (stderr, the log, and stdout) is captured line by line for assertions.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -29,7 +29,7 @@ pub struct Inflow {
     dir: PathBuf,
     /// Extra environment of every run (e.g. `INFLOW_MQTT_PASSWORD`).
     env: Vec<(String, String)>,
-    /// Every stderr line of every run, a [`RESTART_MARK`] between runs.
+    /// Every stderr and stdout line of every run, a [`RESTART_MARK`] between runs.
     log: Arc<Mutex<Vec<String>>>,
     readers: Vec<thread::JoinHandle<()>>,
 }
@@ -56,7 +56,7 @@ impl Inflow {
     /// Starts inflow again on the same config (after [`Inflow::kill9`] or [`Inflow::sigterm`]).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "inflow still runs");
-        if !self.readers.is_empty() {
+        if !self.lock_log().is_empty() {
             self.lock_log().push(RESTART_MARK.to_owned());
         }
         let mut child = Command::new(inflow_bin())
@@ -65,17 +65,14 @@ impl Inflow {
             .env("INFLOW_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start inflow");
         let stderr = child.stderr.take().expect("stderr is piped");
-        let log = self.log.clone();
-        self.readers.push(thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-            }
-        }));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        self.readers.push(read_lines(stderr, self.log.clone()));
+        self.readers.push(read_lines(stdout, self.log.clone()));
         self.child = Some(child);
     }
 
@@ -138,21 +135,40 @@ impl Inflow {
 
     /// SIGTERM, then the exit status (panics if it takes longer than `within`).
     pub fn sigterm(&mut self, within: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("inflow runs");
+        let child = self.child.as_ref().expect("inflow runs");
         let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill").success();
         assert!(ok, "kill -TERM failed");
+        self.wait_exit(within)
+    }
+
+    /// Waits for inflow to exit by itself (e.g. refusing its config) and its output to be read
+    /// to the end; panics, killing it, if it still runs after `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("inflow runs");
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = child.try_wait().expect("wait for inflow") {
+                for reader in self.readers.drain(..) {
+                    let _ = reader.join();
+                }
                 return status;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("inflow did not exit within {within:?} of SIGTERM; log:\n{}", self.log());
+                panic!("inflow did not exit within {within:?}; log:\n{}", self.log());
             }
             thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Appends every line `output` gives to `log`, until it closes.
+fn read_lines(output: impl std::io::Read + Send + 'static, log: Arc<Mutex<Vec<String>>>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        }
+    })
 }
 
 impl Drop for Inflow {

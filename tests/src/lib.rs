@@ -10,21 +10,26 @@
 //!
 //! Modules: [`admin`] (the admin API through curl), [`rig`] (scripts, unique names, temporary folders), [`rocketmq`] (brokers),
 //! [`java`] (the Java tool), [`mosquitto`] (broker and clients), [`config`] (the TOML
-//! builder), [`inflow`] (the binary and its process).
+//! builder), [`inflow`] (the binary and its process), [`http`] (curl), [`prometheus`] (a
+//! Prometheus server scraping inflow, and promtool).
 
 pub mod admin;
 pub mod config;
+pub mod http;
 pub mod inflow;
 pub mod java;
 pub mod mosquitto;
+pub mod prometheus;
 pub mod rig;
 pub mod rocketmq;
 
 pub use admin::{free_port, Admin};
 pub use config::{toml_string, Config, Rule};
+pub use http::{free_port, http_get};
 pub use inflow::{inflow_bin, Inflow};
 pub use java::{JavaConsumer, JavaTool, Produce, ToolError};
 pub use mosquitto::{Mosquitto, MqttMessage, MqttSecure, MqttSub, MqttVersion};
+pub use prometheus::{alerts_file, promtool, Prometheus};
 pub use rig::{repo_root, rig_dir, rocketmq_versions, unique_name};
 pub use rocketmq::{Credentials, RocketMq};
 pub use serde_json::Value;

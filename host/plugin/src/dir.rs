@@ -18,19 +18,21 @@
 //! counter, and the version that was serving goes on serving. A removed file
 //! withdraws the plugin (subscribers see `None`) until a valid file returns.
 
-use crate::plugin::Plugin;
+use crate::plugin::{LoadOptions, Plugin};
 use crate::runtime::Runtime;
+use crate::stats::PluginStats;
+use std::sync::atomic::Ordering::Relaxed;
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
-/// What the folder watcher has done since start; the service turns these
-/// into metrics.
+/// What the folder watcher has done since start, over all plugins (the
+/// runtime's [`crate::PluginStats`] has them per plugin).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DirCounters {
     /// Plugin versions loaded and made live (at start and later).
@@ -47,9 +49,36 @@ struct Shared {
     runtime: Runtime,
     dir: PathBuf,
     slots: Mutex<HashMap<String, Slot>>,
-    counters: Mutex<DirCounters>,
+    /// Per plugin name, across its versions.
+    stats: Mutex<BTreeMap<String, Arc<PluginStats>>>,
     /// The last refusal per plugin name, cleared when a version loads.
-    refusals: Mutex<HashMap<String, String>>,
+    refusals: Mutex<HashMap<String, Refusal>>,
+}
+
+/// Why and when a plugin's latest file was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// Unix seconds.
+    pub at: u64,
+    pub reason: String,
+}
+
+/// One plugin of the folder: the version serving (if any) and its latest refusal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginReport {
+    pub name: String,
+    /// Hex sha256 of the serving file; the three `None` while no version serves.
+    pub version: Option<String>,
+    /// When the serving version was loaded, Unix seconds.
+    pub loaded_at: Option<u64>,
+    /// Whether its compiled code came from the cache.
+    pub from_cache: Option<bool>,
+    /// Why the latest file was refused, if it was and no version loaded since.
+    pub last_refusal: Option<Refusal>,
+}
+
+fn unix_seconds(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Watches a plugin folder and keeps the current version of each plugin.
@@ -61,7 +90,7 @@ pub struct PluginDir {
 
 /// Lock a mutex even if a thread panicked while holding it: the data here
 /// (maps and counters) stays consistent at every step.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -90,7 +119,7 @@ impl PluginDir {
             runtime,
             dir: dir.clone(),
             slots: Mutex::new(HashMap::new()),
-            counters: Mutex::new(DirCounters::default()),
+            stats: Mutex::default(),
             refusals: Mutex::new(HashMap::new()),
         });
         // Watch before the first scan so no change falls between the two.
@@ -122,11 +151,47 @@ impl PluginDir {
     /// Why the latest file for `name` was refused, if it was and no valid
     /// version has loaded since.
     pub fn last_refusal(&self, name: &str) -> Option<String> {
-        lock(&self.shared.refusals).get(name).cloned()
+        lock(&self.shared.refusals).get(name).map(|r| r.reason.clone())
     }
 
+    /// The sums of every plugin's counters.
     pub fn counters(&self) -> DirCounters {
-        lock(&self.shared.counters).clone()
+        let mut sums = DirCounters::default();
+        for (_, stats) in self.stats() {
+            sums.loads += stats.loads.load(Relaxed);
+            sums.removals += stats.removals.load(Relaxed);
+            for (reason, count) in stats.refusals() {
+                *sums.refusals.entry(reason).or_default() += count;
+            }
+        }
+        sums
+    }
+
+    /// The counters of every plugin seen, by name.
+    pub fn stats(&self) -> Vec<(String, Arc<PluginStats>)> {
+        lock(&self.shared.stats).iter().map(|(name, stats)| (name.clone(), stats.clone())).collect()
+    }
+
+    /// Every plugin with a file serving or refused now, by name.
+    pub fn report(&self) -> Vec<PluginReport> {
+        let slots = lock(&self.shared.slots);
+        let refusals = lock(&self.shared.refusals);
+        let mut reports: Vec<PluginReport> = slots
+            .iter()
+            .filter_map(|(name, slot)| {
+                let serving = slot.borrow().clone();
+                let last_refusal = refusals.get(name).cloned();
+                (serving.is_some() || last_refusal.is_some()).then(|| PluginReport {
+                    name: name.clone(),
+                    version: serving.as_ref().map(|p| p.content_hash().to_string()),
+                    loaded_at: serving.as_ref().map(|p| unix_seconds(p.loaded_at())),
+                    from_cache: serving.as_ref().map(|p| p.from_cache()),
+                    last_refusal,
+                })
+            })
+            .collect();
+        reports.sort_by(|a, b| a.name.cmp(&b.name));
+        reports
     }
 
     pub fn dir(&self) -> &Path {
@@ -208,6 +273,10 @@ impl Shared {
         }
     }
 
+    fn stats(&self, name: &str) -> Arc<PluginStats> {
+        lock(&self.stats).entry(name.to_string()).or_default().clone()
+    }
+
     fn slot(&self, name: &str) -> Slot {
         lock(&self.slots).entry(name.to_string()).or_insert_with(|| watch::channel(None).0).clone()
     }
@@ -219,13 +288,13 @@ impl Shared {
         if !path.is_file() {
             lock(&self.refusals).remove(&name);
             if slot.send_replace(None).is_some() {
-                lock(&self.counters).removals += 1;
+                self.stats(&name).removals.fetch_add(1, Relaxed);
                 tracing::info!(plugin = %name, path = %path.display(), "plugin file removed; rules using it stop until it returns");
             }
             return;
         }
         let serving = slot.borrow().clone();
-        match self.runtime.load(path) {
+        match self.runtime.load_counting(path, LoadOptions::Cached, self.stats(&name)) {
             Ok(plugin) => {
                 lock(&self.refusals).remove(&name);
                 if serving.as_ref().is_some_and(|old| old.content_hash() == plugin.content_hash()) {
@@ -238,7 +307,7 @@ impl Shared {
                     load_ms = plugin.load_time().as_secs_f64() * 1e3,
                     "plugin loaded; it serves from the next message"
                 );
-                lock(&self.counters).loads += 1;
+                plugin.stats.loads.fetch_add(1, Relaxed);
                 slot.send_replace(Some(plugin));
             }
             Err(err) => {
@@ -247,8 +316,8 @@ impl Shared {
                     None => "no version is serving".to_string(),
                 };
                 tracing::warn!(plugin = %name, reason = err.reason(), "plugin file refused: {err}; {serving_note}");
-                *lock(&self.counters).refusals.entry(err.reason()).or_default() += 1;
-                lock(&self.refusals).insert(name, err.to_string());
+                self.stats(&name).refused(err.reason());
+                lock(&self.refusals).insert(name, Refusal { at: unix_seconds(SystemTime::now()), reason: err.to_string() });
             }
         }
     }

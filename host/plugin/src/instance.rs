@@ -7,8 +7,9 @@ use crate::bindings::{Mapping, LENT};
 use crate::plugin::Plugin;
 use crate::state::{arm_deadline, CallFailure, StoreState};
 use crate::types::{Limits, MessageView, Payload, Publish, Qos, RuleContext};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::Resource;
 use wasmtime::Store;
 
@@ -119,9 +120,13 @@ impl Instance {
     /// dropped and a fresh one (with `init` called again) serves the next message.
     pub fn map(&mut self, message: Arc<dyn MessageView>) -> Result<Vec<Publish>, MapError> {
         let limits = &self.limits;
+        let stats = &self.plugin.stats;
         let live = match &mut self.live {
             Some(live) if !due_for_recycle(live, limits) => live,
-            _ => {
+            recycled => {
+                if recycled.is_some() {
+                    stats.recycles.fetch_add(1, Relaxed);
+                }
                 self.live = None;
                 let fresh = self.new_live().map_err(|err| MapError::Restart(err.to_string()))?;
                 self.live.insert(fresh)
@@ -131,7 +136,9 @@ impl Instance {
         let store = &mut live.store;
         arm_deadline(store);
         store.data_mut().lent = Some(message);
+        let started = Instant::now();
         let outcome = live.mapping.inflow_mapping_mapper().call_map_message(&mut *store, Resource::new_borrow(LENT));
+        stats.call_seconds.observe(started.elapsed().as_secs_f64());
         store.data_mut().lent = None;
         let plugin = || self.plugin.name().to_string();
         match outcome {
@@ -139,6 +146,12 @@ impl Instance {
             Ok(Err(reason)) => Err(MapError::Plugin { plugin: plugin(), reason }),
             Err(err) => {
                 let failure = classify(CallFailure::of(err, store), &self.limits, plugin());
+                let counter = match failure {
+                    MapError::Deadline { .. } => &stats.deadline_hits,
+                    MapError::OutOfMemory { .. } => &stats.memory_cap_hits,
+                    _ => &stats.traps,
+                };
+                counter.fetch_add(1, Relaxed);
                 self.live = None;
                 Err(failure)
             }

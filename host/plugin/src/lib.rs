@@ -27,12 +27,14 @@ mod plugin;
 mod runtime;
 mod sandbox;
 mod state;
+mod stats;
 mod stderr;
 mod types;
 
-pub use dir::{DirCounters, PluginDir};
+pub use dir::{DirCounters, PluginDir, PluginReport, Refusal};
 pub use instance::{Instance, MapError, PluginError};
 pub use owned::OwnedMessage;
 pub use plugin::{LoadError, LoadOptions, Plugin};
 pub use runtime::{Runtime, RuntimeConfig, RuntimeError};
+pub use stats::PluginStats;
 pub use types::{Limits, MessageView, Payload, Publish, Qos, RuleContext};

@@ -6,10 +6,11 @@ use crate::bindings::MappingPre;
 use crate::cache::hex_sha256;
 use crate::runtime::Runtime;
 use crate::state::{new_store, CallFailure, StoreState};
+use crate::stats::PluginStats;
 use crate::types::Limits;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use wasmtime::component::Component;
 use wasmtime::Store;
 
@@ -72,6 +73,11 @@ impl Runtime {
 
     /// [`Runtime::load`] with a choice about the compiled-code cache.
     pub fn load_with(&self, path: &Path, options: LoadOptions) -> Result<Arc<Plugin>, LoadError> {
+        self.load_counting(path, options, Arc::default())
+    }
+
+    /// Loads a plugin whose calls count into `stats` (the folder's counters of its name).
+    pub(crate) fn load_counting(&self, path: &Path, options: LoadOptions, stats: Arc<PluginStats>) -> Result<Arc<Plugin>, LoadError> {
         let started = Instant::now();
         let name = plugin_name(path).ok_or_else(|| LoadError::BadName { path: path.to_path_buf() })?;
         let bytes = std::fs::read(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
@@ -111,13 +117,15 @@ impl Runtime {
             pre,
             from_cache,
             load_time: Duration::ZERO,
+            loaded_at: SystemTime::now(),
+            stats,
         };
         let mut store = plugin.new_store("canary", &self.inner.canary_limits);
         plugin
             .pre
             .instantiate(&mut store)
             .map_err(|err| LoadError::Canary { path: path.to_path_buf(), reason: CallFailure::of(err, &store).to_string() })?;
-        Ok(Arc::new(Plugin { load_time: started.elapsed(), ..plugin }))
+        Ok(Arc::new(Plugin { load_time: started.elapsed(), loaded_at: SystemTime::now(), ..plugin }))
     }
 }
 
@@ -156,6 +164,8 @@ pub struct Plugin {
     pub(crate) pre: MappingPre<StoreState>,
     from_cache: bool,
     load_time: Duration,
+    loaded_at: SystemTime,
+    pub(crate) stats: Arc<PluginStats>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -194,6 +204,16 @@ impl Plugin {
     /// linking and the canary instantiation.
     pub fn load_time(&self) -> Duration {
         self.load_time
+    }
+
+    /// The counters its calls count into (shared by every version loaded from the folder).
+    pub fn stats(&self) -> &Arc<PluginStats> {
+        &self.stats
+    }
+
+    /// When loading finished.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
     }
 
     /// A store for one instance of this plugin serving `rule_id`.

@@ -73,6 +73,9 @@ fn folder_lifecycle_load_replace_refuse_remove() {
     }
     assert_eq!(plugins.current("router").expect("still serving").content_hash(), v2.content_hash());
     assert!(plugins.last_refusal("router").expect("refusal kept").contains("not a WebAssembly file"));
+    let refused = plugins.report().into_iter().find(|r| r.name == "router").expect("router reported");
+    assert!(refused.last_refusal.is_some_and(|r| r.reason.contains("not a WebAssembly file")));
+    assert_eq!(refused.version.as_deref(), Some(v2.content_hash()), "v2 still serves");
     assert!(!rx.has_changed().unwrap(), "a refused file must not reach subscribers");
 
     // Removed → None; back → serving again.
@@ -89,6 +92,15 @@ fn folder_lifecycle_load_replace_refuse_remove() {
     std::thread::sleep(DEBOUNCE * 3);
     assert!(plugins.current("other").is_none());
     assert!(plugins.current("other.wasm").is_none());
+
+    let report = plugins.report();
+    assert_eq!(report.len(), 1, "only router has a file serving or refused: {report:?}");
+    assert_eq!(report[0].name, "router");
+    assert_eq!(report[0].version.as_deref(), Some(plugins.current("router").unwrap().content_hash()));
+    assert!(report[0].loaded_at.is_some_and(|at| at > 1_700_000_000), "{report:?}");
+    assert!(report[0].last_refusal.is_none(), "the refusal is cleared once a version loads: {report:?}");
+    let router = &plugins.stats().into_iter().find(|(name, _)| name == "router").expect("router counted").1;
+    assert_eq!(router.refusals().get("not_wasm"), Some(&1));
 
     let counters = plugins.counters();
     assert_eq!(counters.loads, 3, "{counters:?}");

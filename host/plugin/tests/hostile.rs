@@ -74,6 +74,26 @@ fn trap_costs_one_message_and_the_instance_recovers() {
 }
 
 #[test]
+fn failed_calls_and_recycles_are_counted() {
+    use std::sync::atomic::Ordering::Relaxed;
+    // A plugin of this test's own: its counters see no other test's calls.
+    let plugin = hostile();
+    let start = |mode: &str, limits| plugin.instantiate(context(), mode, limits).expect("the hostile plugin starts");
+    let mut flaky = start("trap-on-odd-offset", Limits::default());
+    for offset in 0..4u64 {
+        let _ = flaky.map(message(offset));
+    }
+    let _ = start("loop", Limits { call_deadline: Duration::from_millis(50), ..Limits::default() }).map(message(1));
+    let _ = start("memory-bomb", Limits { memory_bytes: 16 << 20, ..Limits::default() }).map(message(1));
+    let stats = plugin.stats();
+    assert_eq!(stats.traps.load(Relaxed), 2, "offsets 1 and 3");
+    assert_eq!(stats.deadline_hits.load(Relaxed), 1);
+    assert_eq!(stats.memory_cap_hits.load(Relaxed), 1);
+    assert_eq!(stats.recycles.load(Relaxed), 0, "a new instance after a trap is no recycle");
+    assert_eq!(stats.call_seconds.count(), 6, "every call is timed");
+}
+
+#[test]
 fn unreachable_traps() {
     let err = instance("trap", Limits::default()).map(message(1)).expect_err("unreachable traps");
     assert!(matches!(err, MapError::Trap { .. }), "{err:?}");

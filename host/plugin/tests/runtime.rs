@@ -68,6 +68,7 @@ fn instances_recycle_and_keep_mapping() {
         assert_eq!(publishes[0].topic, "t/dev-7/temp");
         assert_eq!(publishes[0].payload, Payload::OriginalBody);
     }
+    assert_eq!(plugin.stats().recycles.load(std::sync::atomic::Ordering::Relaxed), 3, "calls 3, 5 and 7 start afresh");
 }
 
 #[test]

@@ -6,16 +6,16 @@
 //! compared in constant time and never logged.
 
 mod api;
-mod metrics;
+pub mod metrics;
 mod process;
 
 use crate::config::{AdminConfig, Secret};
 use crate::rule::RuleStatus;
 use crate::sink::Sink;
 use crate::supervisor::lifecycle::Control;
-use crate::supervisor::Rules;
+use crate::supervisor::{Plugins, Rules};
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -24,12 +24,14 @@ use serde_json::json;
 use std::sync::Arc;
 use tracing::info;
 
-/// What the endpoints read and change: the rules and the MQTT connection.
+/// What the endpoints read and change: the rules, the MQTT connection and the plugin folder.
 #[derive(Clone)]
 pub struct AdminState {
     pub rules: Rules,
     pub sink: Sink,
     pub control: Control,
+    /// The plugin folder, once a rule with a plugin opened it.
+    pub plugins: Plugins,
 }
 
 struct Shared {
@@ -110,9 +112,10 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    match metrics::render(&shared.state) {
-        Ok(text) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response(),
+async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let format = metrics::Format::accepted(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    match metrics::render(&shared.state, format) {
+        Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the metrics: {e}\n")).into_response(),
     }
 }

@@ -42,8 +42,8 @@ pub fn run(args: RunArgs) -> i32 {
                 return 1;
             }
         };
-        let (rules, sink) = control.with_supervisor(|s| (s.rules(), s.sink().clone())).await;
-        let admin_state = AdminState { rules, sink, control: control.clone() };
+        let (rules, sink, plugins) = control.with_supervisor(|s| (s.rules(), s.sink().clone(), s.plugins())).await;
+        let admin_state = AdminState { rules, sink, control: control.clone(), plugins };
         if let Err(e) = admin::start(&admin_config, admin_state).await {
             error!(error = %format!("{e:#}"), "inflow cannot start");
             return 1;

@@ -5,4 +5,4 @@ mod runner;
 mod status;
 
 pub(crate) use runner::{run, RuleEnv};
-pub use status::{RuleCounters, RuleStatus};
+pub use status::{QueueReport, RuleCounters, RuleStatus};

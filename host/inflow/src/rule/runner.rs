@@ -60,7 +60,7 @@ pub(crate) async fn run<S: Source, P: Publisher, V: PluginVersion>(
         let Some(mut mapper) = mapper(&rule, &mut env, &mut stop, &status).await else { break };
         let _ = status.send(RuleStatus::Starting);
         attempts += 1;
-        let subscription = match env.source.subscribe(&rule).await {
+        let subscription = match env.source.subscribe(&rule, counters.consumer.clone()).await {
             Ok(s) => s,
             Err(e) => {
                 let error = format!("{e:#}");

@@ -2,8 +2,10 @@
 
 use crate::mapping::ErrorKind;
 use crate::sink::QoS;
+use crate::source::ConsumerStats;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Where a rule is; what the admin API and the readiness endpoint report.
@@ -64,6 +66,25 @@ pub struct RuleCounters {
     errors: [AtomicU64; ErrorKind::ALL.len()],
     pub skipped: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// The RocketMQ consumer's counters and the progress of the queues it owns now.
+    pub consumer: Arc<ConsumerStats>,
+}
+
+/// Where one queue of a rule stands.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QueueReport {
+    /// The rule's topic, or its group's retry topic `%RETRY%<group>`.
+    pub topic: String,
+    pub broker: String,
+    pub queue_id: u32,
+    /// The rule's acknowledged point: every message below it is forwarded, skipped or sent back.
+    pub committed_offset: i64,
+    /// The offset the queue's next message will get (-1: the broker has not said yet).
+    pub max_offset: i64,
+    /// Messages waiting: `max_offset - committed_offset`.
+    pub lag: u64,
+    /// Messages taken from the queue and not done yet.
+    pub in_flight: u64,
 }
 
 impl Default for RuleCounters {
@@ -79,6 +100,7 @@ impl Default for RuleCounters {
             errors: Default::default(),
             skipped: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            consumer: Arc::default(),
         }
     }
 }
@@ -112,6 +134,24 @@ impl RuleCounters {
     /// Errors of one kind so far.
     pub fn errors(&self, kind: ErrorKind) -> u64 {
         self.errors[kind as usize].load(Relaxed)
+    }
+
+    /// The queues the rule's consumer owns now (none while it is not running), sorted.
+    pub fn queues(&self) -> Vec<QueueReport> {
+        self.consumer
+            .queues()
+            .into_iter()
+            .map(|q| QueueReport {
+                lag: q.lag(),
+                topic: q.queue.topic,
+                broker: q.queue.broker_name,
+                // Queue ids count from 0 in every route.
+                queue_id: q.queue.queue_id as u32,
+                committed_offset: q.committed_offset,
+                max_offset: q.max_offset,
+                in_flight: q.in_flight,
+            })
+            .collect()
     }
 
     /// Errors of every kind so far.

@@ -129,6 +129,11 @@ impl Sink {
         self.max_inflight - self.window.available_permits()
     }
 
+    /// The window: at most this many publishes outstanding at once.
+    pub fn max_inflight(&self) -> usize {
+        self.max_inflight
+    }
+
     /// The connection's counters and publish-to-ack latency histogram, for metrics.
     pub fn stats(&self) -> Arc<SinkStats> {
         self.stats.clone()

@@ -7,8 +7,9 @@
 use crate::config::{RocketMqConfig, RuleConfig, StartFrom};
 use rocketmq_remoting::{Client, ClientConfig, Consumer, ConsumerConfig, Credentials, MessageExt, StartPosition};
 use std::future::Future;
+use std::sync::Arc;
 
-pub use rocketmq_remoting::MessageQueue;
+pub use rocketmq_remoting::{ConsumerStats, MessageQueue};
 
 /// The client all rules (and `inflow send`) share.
 pub fn client(config: &RocketMqConfig) -> Result<Client, rocketmq_remoting::Error> {
@@ -22,9 +23,10 @@ pub fn client(config: &RocketMqConfig) -> Result<Client, rocketmq_remoting::Erro
     Client::new(cfg)
 }
 
-/// The consumer settings of one rule.
-pub fn consumer_config(rule: &RuleConfig, rocketmq: &RocketMqConfig) -> ConsumerConfig {
+/// The consumer settings of one rule, counting into the rule's `stats`.
+pub fn consumer_config(rule: &RuleConfig, rocketmq: &RocketMqConfig, stats: Arc<ConsumerStats>) -> ConsumerConfig {
     let mut cfg = ConsumerConfig::new(rule.source.group.clone(), rule.source.topic.clone());
+    cfg.stats = stats;
     cfg.commit_interval = rocketmq.commit_interval;
     cfg.expression = rule.source.expression.clone();
     cfg.start = match rule.source.start {
@@ -53,7 +55,9 @@ pub struct Batch {
 /// Where a rule's messages come from: starts one subscription per rule run.
 pub trait Source: Send + Sync + 'static {
     type Subscription: Subscription;
-    fn subscribe(&self, rule: &RuleConfig) -> impl Future<Output = anyhow::Result<Self::Subscription>> + Send;
+    /// Starts consuming for `rule`; the consumer counts into `stats` (the rule's, kept across
+    /// its runs).
+    fn subscribe(&self, rule: &RuleConfig, stats: Arc<ConsumerStats>) -> impl Future<Output = anyhow::Result<Self::Subscription>> + Send;
 }
 
 /// A rule's running subscription: batches in queue order, and what becomes of each message.
@@ -77,8 +81,8 @@ pub struct RocketMq {
 
 impl Source for RocketMq {
     type Subscription = Consumer;
-    async fn subscribe(&self, rule: &RuleConfig) -> anyhow::Result<Consumer> {
-        Ok(Consumer::start(self.client.clone(), consumer_config(rule, &self.config)).await?)
+    async fn subscribe(&self, rule: &RuleConfig, stats: Arc<ConsumerStats>) -> anyhow::Result<Consumer> {
+        Ok(Consumer::start(self.client.clone(), consumer_config(rule, &self.config, stats)).await?)
     }
 }
 

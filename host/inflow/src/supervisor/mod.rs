@@ -6,7 +6,7 @@
 pub mod lifecycle;
 pub mod reload;
 
-pub use crate::rule::{RuleCounters, RuleStatus};
+pub use crate::rule::{QueueReport, RuleCounters, RuleStatus};
 
 use crate::config::{Config, PluginsConfig, RuleConfig};
 use crate::sink::Sink;
@@ -46,10 +46,13 @@ impl Rules {
     }
 }
 
+/// The plugin folder once it is open (the first rule with a plugin opens it); cheap to clone.
+pub type Plugins = Arc<std::sync::OnceLock<Arc<PluginDir>>>;
+
 pub struct Supervisor {
     source: RocketMq,
     sink: Sink,
-    plugins: Option<PluginDir>,
+    plugins: Plugins,
     plugins_config: PluginsConfig,
     max_topic_bytes: usize,
     drain_grace: Duration,
@@ -75,7 +78,7 @@ impl Supervisor {
         let mut supervisor = Supervisor {
             source: RocketMq { client, config: config.rocketmq.clone() },
             sink,
-            plugins: None,
+            plugins: Plugins::default(),
             plugins_config: config.plugins.clone(),
             max_topic_bytes: config.mqtt.max_topic_bytes,
             drain_grace,
@@ -147,11 +150,17 @@ impl Supervisor {
     }
 
     /// The watched plugin folder, opened when the first rule with a plugin starts.
-    async fn plugin_dir(&mut self) -> anyhow::Result<&PluginDir> {
-        if self.plugins.is_none() {
-            self.plugins = Some(open_plugin_dir(self.plugins_config.clone()).await?);
+    async fn plugin_dir(&mut self) -> anyhow::Result<Arc<PluginDir>> {
+        if let Some(dir) = self.plugins.get() {
+            return Ok(dir.clone());
         }
-        Ok(self.plugins.as_ref().expect("opened above"))
+        let dir = Arc::new(open_plugin_dir(self.plugins_config.clone()).await?);
+        Ok(self.plugins.get_or_init(|| dir).clone())
+    }
+
+    /// The watched plugin folder, for the admin server: empty until a rule uses a plugin.
+    pub fn plugins(&self) -> Plugins {
+        self.plugins.clone()
     }
 
     /// The rules, for the admin server.

@@ -44,6 +44,7 @@ mod offsets;
 mod pull;
 mod rebalance;
 mod rpc;
+mod stats;
 mod subscription;
 
 use std::collections::{HashMap, HashSet};
@@ -65,6 +66,7 @@ use crate::message::MessageExt;
 use crate::route::MessageQueue;
 
 pub use allocate::{allocate_averagely, java_compare, sort_client_ids};
+pub use stats::{ConsumerStats, QueueProgress};
 pub use subscription::{java_string_hash, Subscription};
 
 pub(crate) use heartbeat::GroupHeartbeats;
@@ -110,6 +112,9 @@ pub struct ConsumerConfig {
     /// The client's shared heartbeat runs at the shortest interval of its consumers.
     pub heartbeat_interval: Duration,
     pub rebalance_interval: Duration,
+    /// Counters and queue progress, shared with whoever reports them; pass the previous
+    /// consumer's to keep counting where it stopped.
+    pub stats: Arc<ConsumerStats>,
 }
 
 impl ConsumerConfig {
@@ -128,6 +133,7 @@ impl ConsumerConfig {
             long_poll: Duration::from_secs(15),
             heartbeat_interval: Duration::from_secs(30),
             rebalance_interval: Duration::from_secs(20),
+            stats: Arc::default(),
         }
     }
 
@@ -271,9 +277,11 @@ impl Consumer {
             return Err(e);
         }
         info!(group = %shared.group, topic = %shared.subscriptions[0].topic, client_id = %shared.client_id, "consumer started");
+        shared.cfg.stats.running(&shared);
         let tasks = vec![
             tokio::spawn(shared.clone().rebalance_loop()),
             tokio::spawn(shared.clone().commit_loop()),
+            tokio::spawn(shared.clone().max_offset_loop()),
         ];
         Ok(Consumer { shared, batches, tasks, handler })
     }
@@ -317,6 +325,11 @@ impl Consumer {
     /// The client id brokers list for this consumer.
     pub fn client_id(&self) -> &str {
         &self.shared.client_id
+    }
+
+    /// This consumer's counters and queue progress.
+    pub fn stats(&self) -> &Arc<ConsumerStats> {
+        &self.shared.cfg.stats
     }
 
     /// The queues currently owned.
@@ -441,8 +454,14 @@ impl Shared {
             return Ok(());
         };
         let queue = &state.queue;
-        let addr = self.client.find_master(&queue.topic, &queue.broker_name).await?;
-        rpc::update_offset(&self.client, &addr, &self.group, queue, offset, self.request_timeout()).await?;
+        let committed = async {
+            let addr = self.client.find_master(&queue.topic, &queue.broker_name).await?;
+            rpc::update_offset(&self.client, &addr, &self.group, queue, offset, self.request_timeout()).await
+        };
+        if let Err(e) = committed.await {
+            self.cfg.stats.commit_failed();
+            return Err(e);
+        }
         lock(&state.offsets).persisted(offset);
         debug!(queue = %queue, offset, "offset committed");
         Ok(())

@@ -3,6 +3,7 @@
 //! done), or, with nothing outstanding, the next offset to pull.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub(crate) struct QueueOffsets {
@@ -14,12 +15,17 @@ pub(crate) struct QueueOffsets {
     unacked: usize,
     /// What the broker has stored for this queue (as far as we know).
     persisted: i64,
+    /// The queue's max offset as the broker last said (-1: not yet), and when.
+    max_offset: i64,
+    max_offset_at: Option<Instant>,
+    /// A pull is out: it returns as soon as a message arrives, with the max offset then.
+    pulling: bool,
 }
 
 impl QueueOffsets {
     /// Starts at `offset`; `persisted` is what the broker has stored (-1: nothing).
     pub fn new(offset: i64, persisted: i64) -> Self {
-        QueueOffsets { next_pull: offset, outstanding: VecDeque::new(), unacked: 0, persisted }
+        QueueOffsets { next_pull: offset, outstanding: VecDeque::new(), unacked: 0, persisted, max_offset: -1, max_offset_at: None, pulling: false }
     }
 
     /// A queue whose start offset is not known yet: nothing to commit.
@@ -29,7 +35,26 @@ impl QueueOffsets {
 
     /// Sets the start offset once it is known.
     pub fn start(&mut self, offset: i64, persisted: i64) {
-        *self = Self::new(offset, persisted);
+        *self = QueueOffsets { max_offset: self.max_offset, max_offset_at: self.max_offset_at, ..Self::new(offset, persisted) };
+    }
+
+    pub fn max_offset(&self) -> i64 {
+        self.max_offset
+    }
+
+    /// The broker said the queue's max offset is `max_offset` (it only grows).
+    pub fn saw_max_offset(&mut self, max_offset: i64) {
+        self.max_offset = self.max_offset.max(max_offset);
+        self.max_offset_at = Some(Instant::now());
+    }
+
+    pub fn set_pulling(&mut self, pulling: bool) {
+        self.pulling = pulling;
+    }
+
+    /// Whether the max offset should be asked for: no pull is out and none told it within `fresh`.
+    pub fn max_offset_stale(&self, fresh: Duration) -> bool {
+        !self.pulling && self.max_offset_at.is_none_or(|at| at.elapsed() >= fresh)
     }
 
     pub fn next_pull(&self) -> i64 {
@@ -181,6 +206,21 @@ mod tests {
         assert_eq!(q.pending_commit(), None, "2 is stored; the older piggy-backed 1 does not count");
         q.ack(2);
         assert_eq!(q.pending_commit(), Some(3));
+    }
+
+    #[test]
+    fn max_offset_is_stale_only_while_no_pull_is_out() {
+        let mut q = QueueOffsets::new(0, 0);
+        assert!(q.max_offset_stale(Duration::from_secs(3)), "never told");
+        q.saw_max_offset(40);
+        q.saw_max_offset(30);
+        assert_eq!(q.max_offset(), 40, "an older answer never moves it back");
+        assert!(!q.max_offset_stale(Duration::from_secs(3)));
+        assert!(q.max_offset_stale(Duration::ZERO));
+        q.set_pulling(true);
+        assert!(!q.max_offset_stale(Duration::ZERO), "the pull out will tell");
+        q.start(5, 5);
+        assert_eq!(q.max_offset(), 40, "finding the start offset keeps what the broker said");
     }
 
     #[test]

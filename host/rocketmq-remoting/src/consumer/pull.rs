@@ -14,6 +14,7 @@ use crate::producer::{OutgoingMessage, Producer};
 use crate::route::MessageQueue;
 
 use super::rpc::{self, PullRequest, PullResult};
+use super::stats::MAX_OFFSET_REFRESH;
 use super::{lock, Batch, QueueState, Shared, StartPosition};
 
 /// Java's inner producer group, used for the send-back fallback.
@@ -144,12 +145,23 @@ impl Shared {
                 }
             }
             let (offset, commit_offset) = {
-                let offsets = lock(&state.offsets);
+                let mut offsets = lock(&state.offsets);
+                offsets.set_pulling(true);
                 (offsets.next_pull(), offsets.pending_commit())
             };
             let pulled = tokio::select! {
                 _ = stop.cancelled() => return,
                 pulled = self.pull(queue, offset, commit_offset, subscription) => pulled,
+            };
+            let pulled = {
+                let mut offsets = lock(&state.offsets);
+                offsets.set_pulling(false);
+                pulled.map(|(result, max_offset)| {
+                    if let Some(max_offset) = max_offset {
+                        offsets.saw_max_offset(max_offset);
+                    }
+                    result
+                })
             };
             if let (Ok(_), Some(committed)) = (&pulled, commit_offset) {
                 // The broker stored it when the pull arrived.
@@ -168,6 +180,7 @@ impl Shared {
                     }
                     // Never skip what we cannot read: the queue waits (and logs) instead.
                     Err(e) => {
+                        self.cfg.stats.pull_failed();
                         warn!(queue = %queue, offset, error = %e, "undecodable pull response; retrying");
                         if !backoff.wait(stop).await {
                             return;
@@ -189,6 +202,7 @@ impl Shared {
                     Vec::new()
                 }
                 Err(e) => {
+                    self.cfg.stats.pull_failed();
                     health.failed("pulling", &e);
                     if !backoff.wait(stop).await {
                         return;
@@ -215,7 +229,7 @@ impl Shared {
         offset: i64,
         commit_offset: Option<i64>,
         subscription: &super::Subscription,
-    ) -> Result<PullResult, Error> {
+    ) -> Result<(PullResult, Option<i64>), Error> {
         let addr = self.client.find_master(&queue.topic, &queue.broker_name).await?;
         let request = PullRequest {
             group: &self.group,
@@ -227,6 +241,30 @@ impl Shared {
             commit_offset,
         };
         rpc::pull(&self.client, &addr, request).await
+    }
+
+    /// Asks for the max offset of every owned queue no pull told it lately, so the lag of a
+    /// queue that is not pulling (back-pressure, failures) stays current.
+    pub(super) async fn max_offset_loop(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = tokio::time::sleep(MAX_OFFSET_REFRESH) => {}
+            }
+            let states: Vec<Arc<QueueState>> = lock(&self.queues).values().cloned().collect();
+            for state in states.iter().filter(|s| lock(&s.offsets).max_offset_stale(MAX_OFFSET_REFRESH)) {
+                let queue = &state.queue;
+                let asked = async {
+                    let addr = self.client.find_master(&queue.topic, &queue.broker_name).await?;
+                    rpc::max_offset(&self.client, &addr, queue, self.request_timeout()).await
+                };
+                match asked.await {
+                    Ok(max_offset) => lock(&state.offsets).saw_max_offset(max_offset),
+                    // The pull task reports the broker's outage; the lag shown stays the last known.
+                    Err(e) => debug!(queue = %queue, error = %e, "asking the max offset failed"),
+                }
+            }
+        }
     }
 
     /// (offset to start at, offset the broker has stored or -1).

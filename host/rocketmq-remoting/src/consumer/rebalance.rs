@@ -133,6 +133,9 @@ impl Shared {
             }
             (revoked, added)
         };
+        if !revoked.is_empty() || !added.is_empty() {
+            self.cfg.stats.rebalanced();
+        }
         for state in revoked {
             // Whatever was acknowledged is committed; the rest goes to the queue's new owner.
             let _serial = self.commit_lock.lock().await;

@@ -63,7 +63,9 @@ fn pull_command(pull: &PullRequest<'_>) -> RemotingCommand {
         .with_field("expressionType", "TAG")
 }
 
-pub(crate) async fn pull(client: &Client, addr: &str, pull: PullRequest<'_>) -> Result<PullResult, Error> {
+/// The outcome, and the queue's max offset if the broker's answer carries it (every answer
+/// of a 4.x / 5.x broker does).
+pub(crate) async fn pull(client: &Client, addr: &str, pull: PullRequest<'_>) -> Result<(PullResult, Option<i64>), Error> {
     let request = pull_command(&pull);
     // Java waits 30 s for a 15 s long poll: the broker answers at the end of the hold.
     let timeout = pull.suspend * 2;
@@ -75,13 +77,14 @@ pub(crate) async fn pull(client: &Client, addr: &str, pull: PullRequest<'_>) -> 
             reason: format!("code {} without a nextBeginOffset header", response.code),
         })
     };
-    Ok(match response.code {
+    let result = match response.code {
         response::SUCCESS => PullResult::Found { next_begin: next_begin()?, body: response.body.clone() },
         response::PULL_NOT_FOUND => PullResult::NoNewMessage { next_begin: next_begin()? },
         response::PULL_RETRY_IMMEDIATELY => PullResult::NoMatchedMessage { next_begin: next_begin()? },
         response::PULL_OFFSET_MOVED => PullResult::OffsetIllegal { next_begin: next_begin()? },
         _ => return Err(client.response_error(addr, request::PULL_MESSAGE, &response)),
-    })
+    };
+    Ok((result, response.field_i64("maxOffset")))
 }
 
 /// QUERY_CONSUMER_OFFSET: the group's stored offset, `None` when the broker has none.

@@ -39,7 +39,7 @@ struct FakeSubscription(FakeSource);
 
 impl Source for FakeSource {
     type Subscription = FakeSubscription;
-    async fn subscribe(&self, _rule: &RuleConfig) -> anyhow::Result<FakeSubscription> {
+    async fn subscribe(&self, _rule: &RuleConfig, _stats: Arc<crate::source::ConsumerStats>) -> anyhow::Result<FakeSubscription> {
         self.log.lock().unwrap().events.push(Event::Subscribed);
         Ok(FakeSubscription(self.clone()))
     }
