@@ -164,12 +164,13 @@ try:
     check("the list says it was created", "created" in find("#notice").text)
     shot("created-running")
 
-    # Messages: the list's rate rises above zero, the rule page counts every one.
+    # Messages: the list's rate rises above zero, the rule page counts every one. The rate is
+    # watched while they are sent: it shows for one refresh only, perhaps before `sent`.
     print(f"send {args.messages}", flush=True)
-    check("the test sent the messages", sys.stdin.readline().strip() == "sent")
     rate = f'{row(args.rule)} [data-counter="rate"]'
-    wait("a message rate above zero", lambda: find(rate).text not in ("—", "0.0"))
+    wait("a message rate above zero", lambda: find(rate).text not in ("—", "0.0"), seconds=60)
     shot("list-rate")
+    check("the test sent the messages", sys.stdin.readline().strip() == "sent")
     click(f'{row(args.rule)} a.rule-id')
     forwarded = '[data-counter="forwarded"]'
     wait(f"{args.messages} forwarded on the rule page", lambda: visible(forwarded) and find(forwarded).text == str(args.messages))
