@@ -155,11 +155,14 @@ function rateOf(id, counters) {
   const forwarded = counters?.forwarded;
   if (typeof forwarded !== "number") return DASH;
   const at = performance.now();
-  const last = seen.get(id);
-  let rate = last?.rate ?? null;
-  if (last && at - last.at >= REFRESH_MS / 2) rate = forwarded >= last.forwarded ? ((forwarded - last.forwarded) * 1000) / (at - last.at) : null;
-  if (!last || at - last.at >= REFRESH_MS / 2) seen.set(id, { forwarded, at, rate });
-  return rate == null ? DASH : rate.toFixed(rate < 10 ? 1 : 0);
+  let last = seen.get(id);
+  // A refresh right after an action comes too soon to measure: it keeps the last rate.
+  if (!last || at - last.at >= REFRESH_MS / 2) {
+    const rate = last && forwarded >= last.forwarded ? ((forwarded - last.forwarded) * 1000) / (at - last.at) : null;
+    last = { forwarded, at, rate };
+    seen.set(id, last);
+  }
+  return last.rate == null ? DASH : last.rate.toFixed(last.rate < 10 ? 1 : 0);
 }
 
 function mappingText(mapping, versions) {
@@ -313,8 +316,7 @@ function pluginsView(view, alive) {
 function refusalText(refusal) {
   if (!refusal) return DASH;
   if (typeof refusal === "string") return `<span class="error-text">${esc(refusal)}</span>`;
-  const at = refusal.at ?? refusal.at_unix_ms;
-  return `<span class="error-text">${esc(refusal.reason ?? JSON.stringify(refusal))}</span>` + (at ? `<div class="muted">${when(at)}</div>` : "");
+  return `<span class="error-text">${esc(refusal.reason ?? JSON.stringify(refusal))}</span>` + (refusal.at ? `<div class="muted">${when(refusal.at)}</div>` : "");
 }
 
 // ---- The wizard: basic information → source → target, checked by the API's dry run.
