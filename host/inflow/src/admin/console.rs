@@ -13,7 +13,16 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/console.js", asset("text/javascript; charset=utf-8", include_str!("console/console.js")))
 }
 
-/// `no-cache`: a browser revalidates, so a new inflow binary is never shown an old page.
+/// `no-cache`: a browser revalidates, so a new inflow binary is never shown an old page. The
+/// policy keeps the page to its own files and out of other sites' frames (its buttons change
+/// rules).
 fn asset<S: Clone + Send + Sync + 'static>(content_type: &'static str, body: &'static str) -> MethodRouter<S> {
-    get(move || async move { ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body) })
+    get(move || async move {
+        let headers = [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'self'; frame-ancestors 'none'"),
+        ];
+        (headers, body)
+    })
 }
