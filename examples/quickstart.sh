@@ -4,11 +4,19 @@
 # with the built-in mapping, one with the json-router plugin), send a few messages with
 # `inflow send`, show them arriving over MQTT with mosquitto_sub, then stop everything.
 #
-#   examples/quickstart.sh [rocketmq-version]     (default: the first line of tests/rig/versions)
+#   examples/quickstart.sh [--keep] [rocketmq-version]   (default: the first line of tests/rig/versions)
 #   INFLOW_BIN=path/to/inflow examples/quickstart.sh   runs that binary (e.g. a release) instead of building one
+#
+# --keep leaves the brokers and inflow running and prints the console's address (the admin
+# server's page); Ctrl-C stops everything.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
+keep=0
+if [[ ${1:-} == --keep ]]; then
+  keep=1
+  shift
+fi
 version="${1:-$(grep -v '^#' tests/rig/versions | awk 'NF {print $1; exit}')}"
 work="$(mktemp -d /tmp/inflow-quickstart.XXXXXX)"
 inflow_pid="" sub_pid=""
@@ -84,3 +92,10 @@ sleep 1
 cat "$work/received.txt"
 say "inflow's log"
 cat "$work/inflow.log"
+
+if ((keep)); then
+  admin="$(sed -n 's/^listen = "\([^"]*\)".*/\1/p' "$work/inflow.toml")"
+  say "the console: http://$admin/   (inflow's log: $work/inflow.log; Ctrl-C stops everything)"
+  # Background jobs of a script ignore Ctrl-C: the EXIT trap stops them.
+  wait "$inflow_pid"
+fi

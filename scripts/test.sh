@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this).
 #
-# Installs what is missing (Mosquitto, the RocketMQ jars, the guest toolchains),
+# Installs what is missing (Mosquitto, the RocketMQ jars, the guest toolchains, headless
+# Chromium with Selenium for the console test),
 # builds everything in release, runs the unit tests, builds the example plugins,
 # then runs the end-to-end tests once per RocketMQ version against a real name
 # server + broker and a real Mosquitto, all on loopback.
@@ -16,11 +17,12 @@ export CARGO_TERM_COLOR=never
 
 step() { printf '\n==> %s  (%s)\n' "$*" "$(date +%T)"; }
 
-step "install: mosquitto, prometheus, rocketmq jars, guest toolchains"
+step "install: mosquitto, prometheus, rocketmq jars, guest toolchains, browser"
 scripts/install/mosquitto.sh
 scripts/install/prometheus.sh
 scripts/install/rocketmq.sh
 scripts/install/guest-toolchains.sh
+scripts/install/browser.sh
 
 step "build (release)"
 cargo build --release --workspace --bins

@@ -123,7 +123,7 @@ fn rules_change_through_the_api_while_messages_flow_and_survive_a_restart() {
     let bad = json!({ "source": { "topic": "" }, "target": { "parent_topic": main_parent }, "on_error": "retry" });
     let refused = admin.expect("PUT", "/api/v1/rules/x", Some(&bad), 400);
     let places: Vec<&str> = refused["errors"].as_array().unwrap().iter().map(|e| e["place"].as_str().unwrap()).collect();
-    for place in ["rule \"x\" id", "rule \"x\" source.topic", "rule \"x\" on_error", "rule \"x\""] {
+    for place in ["rule \"x\" id", "rule \"x\" source.topic", "rule \"x\" on_error", "rule \"x\" target.parent_topic"] {
         assert!(places.contains(&place), "{place} missing from {refused}");
     }
     assert!(refused.to_string().contains("also the target of rule \\\"main-rule\\\""), "{refused}");

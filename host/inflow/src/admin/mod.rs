@@ -1,11 +1,12 @@
-//! The admin HTTP server: `/healthz`, `/readyz`, `/metrics` (Prometheus text format) and the
-//! rule lifecycle under `/api/v1` ([`api`]).
+//! The admin HTTP server: `/healthz`, `/readyz`, `/metrics` (Prometheus text format), the
+//! rule lifecycle under `/api/v1` ([`api`]) and the console page at `/` ([`console`]).
 //!
 //! Up from the first second of `inflow run`, whatever the brokers do. Off loopback every
-//! endpoint but `/healthz` needs the bearer token of `INFLOW_ADMIN_TOKEN`; the token is
+//! endpoint but `/healthz` and the console's files needs the bearer token of `INFLOW_ADMIN_TOKEN`; the token is
 //! compared in constant time and never logged.
 
 mod api;
+mod console;
 pub mod metrics;
 mod process;
 
@@ -65,6 +66,7 @@ fn router(state: AdminState, token: Option<Secret>, max_body_bytes: usize) -> Ro
         .route_layer(middleware::from_fn_with_state(shared.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(console::routes())
         .merge(guarded)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(shared)

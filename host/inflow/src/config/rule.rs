@@ -342,10 +342,10 @@ mod tests {
         let errs = problems(json!({
             "id": "alpha", "source": {"topic": "T", "group": "G-alpha"}, "target": {"parent_topic": "plant"}
         }));
-        let has = |problem: &str| errs.iter().any(|e| e.place == "rule \"alpha\"" && e.problem.contains(problem) && !e.fix.is_empty());
-        assert!(has("rule id \"alpha\" is also used by rule \"alpha\""), "{errs:#?}");
-        assert!(has("parent topic \"plant\" is also the target of rule \"alpha\"; one rule per MQTT parent topic"), "{errs:#?}");
-        assert!(has("consumer group \"G-alpha\" is also used by rule \"alpha\""), "{errs:#?}");
+        let has = |place: &str, problem: &str| errs.iter().any(|e| e.place == place && e.problem.contains(problem) && !e.fix.is_empty());
+        assert!(has("rule \"alpha\" id", "rule id \"alpha\" is also used by rule \"alpha\""), "{errs:#?}");
+        assert!(has("rule \"alpha\" target.parent_topic", "parent topic \"plant\" is also the target of rule \"alpha\"; one rule per MQTT parent topic"), "{errs:#?}");
+        assert!(has("rule \"alpha\" source.group", "consumer group \"G-alpha\" is also used by rule \"alpha\""), "{errs:#?}");
         assert_eq!(errs.len(), 3, "{errs:#?}");
     }
 

@@ -46,21 +46,22 @@ impl RuleSet {
         }
     }
 
-    /// Adds to `errors` what `rule` (at `place`) shares with the rules of the set.
+    /// Adds to `errors` what `rule` (at `place`) shares with the rules of the set, each at the
+    /// field it shares (a form shows the mistake beside that field).
     pub(super) fn check(&self, rule: &RuleConfig, place: &str, errors: &mut Errors) {
         if let Some(other) = self.holder(&self.ids, &rule.id) {
-            errors.add(place, format!("rule id {:?} is also used by {other}", rule.id), "give every rule its own id");
+            errors.add(format!("{place} id"), format!("rule id {:?} is also used by {other}", rule.id), "give every rule its own id");
         }
         if let Some(other) = self.holder(&self.parents, &rule.parent_topic) {
             errors.add(
-                place,
+                format!("{place} target.parent_topic"),
                 format!("parent topic {:?} is also the target of {other}; one rule per MQTT parent topic", rule.parent_topic),
                 "give one of the two rules another target.parent_topic, or merge them",
             );
         }
         if let Some(other) = self.holder(&self.groups, &rule.source.group) {
             errors.add(
-                place,
+                format!("{place} source.group"),
                 format!("consumer group {:?} is also used by {other}", rule.source.group),
                 "give each rule its own source.group (or leave it out: it defaults to inflow-<id>)",
             );

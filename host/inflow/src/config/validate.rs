@@ -182,8 +182,8 @@ client_id = "c1"
         assert!(has("rule[0]", "a/b"), "{errs:#?}");
         assert!(has("rule[0] (id \"x\") on_error", "unknown policy \"retry\""), "{errs:#?}");
         assert!(has("rule[1] (id \"ok-1\") plugin.name", "unknown plugin \"nope\""), "{errs:#?}");
-        assert!(has("rule[2]", "also used by rule[1]"), "{errs:#?}");
-        assert!(has("rule[2]", "parent topic \"same\" is also the target of rule[1]"), "{errs:#?}");
+        assert!(has("rule[2] (id \"ok-1\") id", "also used by rule[1]"), "{errs:#?}");
+        assert!(has("rule[2] (id \"ok-1\") target.parent_topic", "parent topic \"same\" is also the target of rule[1]"), "{errs:#?}");
         assert!(has("rule[3]", "no letter or digit"), "{errs:#?}");
         assert!(has("rule[4] (id \"typo\")", "sourse"), "{errs:#?}");
         assert!(errs.iter().all(|e| !e.fix.is_empty()));
