@@ -106,9 +106,18 @@ fn rules_change_through_the_api_while_messages_flow_and_survive_a_restart() {
     let offsets = rmq.java().offsets("inflow-api-rule");
     let lag: i64 = offsets.iter().filter(|q| q["topic"] == topic.as_str()).map(|q| q["brokerOffset"].as_i64().unwrap() - q["consumerOffset"].as_i64().unwrap()).sum();
     assert_eq!(lag, 100, "the disabled rule's offsets are not held at the last forwarded message");
+    // A disabled rule owns no queue; enabled, the API's per-queue figures are the broker's.
+    let status = admin.expect("GET", "/api/v1/rules/api-rule/status", None, 200);
+    assert_eq!(status["queues"], json!([]), "{status}");
     admin.expect("POST", "/api/v1/rules/api-rule/enable", None, 200);
     let held = collect(&[&new_sub], 100);
     assert_eq!(held.len(), 100, "messages missing after enable\n{}", inflow.log());
+    let drained = |_: u16, body: &str| {
+        let status: Value = serde_json::from_str(body).unwrap_or_default();
+        let queues: Vec<&Value> = status["queues"].as_array().into_iter().flatten().filter(|q| q["topic"] == topic.as_str()).collect();
+        queues.len() == 4 && queues.iter().all(|q| q["lag"] == 0 && q["max_offset"].as_i64() > Some(0))
+    };
+    admin.wait_until("/api/v1/rules/api-rule/status", drained, || inflow.log());
 
     // A second rule, disabled; the config file's rule disabled through the API.
     let other_parent = unique_name("lc-other");
@@ -271,6 +280,12 @@ fn inflow_starts_with_a_plugin_file_missing_and_the_rule_waits_for_it() {
     let got = sub.wait_for(1, Duration::from_secs(60));
     assert_eq!(got.len(), 1, "{}", inflow.log());
     assert!(got[0].topic.starts_with(&format!("{parent}/press-7")), "{:?}", got[0].topic);
+    let plugins = admin.expect("GET", "/api/v1/plugins", None, 200);
+    let plugin = &plugins["plugins"][0];
+    assert_eq!((plugin["name"].as_str(), &plugin["rules"]), (Some("json-router-rust"), &json!(["waiting-rule"])), "{plugins}");
+    assert_eq!(plugin["version"].as_str().map(str::len), Some(64), "the serving version is its sha256: {plugins}");
+    let list = admin.expect("GET", "/api/v1/rules", None, 200);
+    assert_eq!(list["rules"][0]["mapping"]["version"], plugin["version"], "{list}");
     let _ = std::fs::remove_dir_all(&plugin_dir);
 }
 

@@ -1,15 +1,10 @@
-//! inflow's admin API from a test: HTTP through curl (Debian's `curl`), so the client is
+//! inflow's admin API from a test, through curl ([`crate::http`]), so the client is
 //! independent of inflow's own code.
 
+use crate::http::http_request;
 use serde_json::Value;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// A loopback port free now, for an `[admin] listen`.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("its address").port()
-}
 
 /// The admin API of one inflow on a loopback port.
 #[derive(Clone, Copy, Debug)]
@@ -25,15 +20,8 @@ impl Admin {
     /// `METHOD path` with an optional JSON body: the status code and the body (0 when nothing
     /// answered).
     pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
-        let mut curl = Command::new("curl");
-        curl.args(["-s", "-m", "60", "-X", method, "-w", "\n%{http_code}", &format!("{}{path}", self.url())]);
-        if let Some(body) = body {
-            curl.args(["-H", "Content-Type: application/json", "--data-binary", &body.to_string()]);
-        }
-        let out = curl.output().expect("curl (Debian's curl package)");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.trim().parse().unwrap_or(0), body.to_string())
+        let body = body.map(Value::to_string);
+        http_request(method, &format!("{}{path}", self.url()), body.as_deref(), None, 60)
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {

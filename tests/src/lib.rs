@@ -23,9 +23,9 @@ pub mod prometheus;
 pub mod rig;
 pub mod rocketmq;
 
-pub use admin::{free_port, Admin};
+pub use admin::Admin;
 pub use config::{toml_string, Config, Rule};
-pub use http::{free_port, http_get};
+pub use http::{free_port, http_get, http_request};
 pub use inflow::{inflow_bin, Inflow};
 pub use java::{JavaConsumer, JavaTool, Produce, ToolError};
 pub use mosquitto::{Mosquitto, MqttMessage, MqttSecure, MqttSub, MqttVersion};

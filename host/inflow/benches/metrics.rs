@@ -48,6 +48,7 @@ fn snapshot(rules: &[(RuleReport, Vec<QueueReport>)], plugins: &[(String, Arc<Pl
         rules: rules.iter().map(|(report, queues)| Rule { report: report.clone(), queues: queues.clone() }).collect(),
         plugins: plugins.to_vec(),
         mqtt: Mqtt { connected: true, window_in_use: 100, window_size: 1000, stats: sink.clone() },
+        reloads: (3, 1),
     }
 }
 

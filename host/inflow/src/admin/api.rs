@@ -7,6 +7,7 @@ use crate::mapping::ErrorKind;
 use crate::sink::QoS;
 use crate::supervisor::lifecycle::{ChangeError, RuleEntry};
 use crate::supervisor::RuleReport;
+use inflow_plugin::PluginReport;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -26,12 +27,37 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/api/v1/rules/{id}/status", get(status))
         .route("/api/v1/rules/{id}/enable", post(enable))
         .route("/api/v1/rules/{id}/disable", post(disable))
+        .route("/api/v1/plugins", get(plugins))
+}
+
+/// Each plugin of the folder: the version serving, when and how it loaded, the rules naming
+/// it, and its latest refusal. Empty until a rule with a plugin opened the folder.
+async fn plugins(State(shared): State<Arc<Shared>>) -> Response {
+    let state = &shared.state;
+    let entries = state.control.list().await;
+    let reports = state.plugins.get().map(|dir| dir.report()).unwrap_or_default();
+    let plugins: Vec<Value> = reports
+        .iter()
+        .map(|p| {
+            let rules: Vec<&str> = entries.iter().filter(|e| e.config.plugin.as_ref().is_some_and(|r| r.name == p.name)).map(|e| e.config.id.as_str()).collect();
+            json!({
+                "name": p.name,
+                "version": p.version,
+                "loaded_at": p.loaded_at,
+                "from_cache": p.from_cache,
+                "rules": rules,
+                "last_refusal": p.last_refusal.as_ref().map(|r| json!({ "at": r.at, "reason": r.reason })),
+            })
+        })
+        .collect();
+    Json(json!({ "plugins": plugins })).into_response()
 }
 
 async fn list(State(shared): State<Arc<Shared>>) -> Response {
     let state = &shared.state;
     let reports = state.rules.snapshot();
-    let rules: Vec<Value> = state.control.list().await.iter().map(|entry| summary(entry, find(&reports, &entry.config.id))).collect();
+    let plugins = state.plugins.get().map(|dir| dir.report()).unwrap_or_default();
+    let rules: Vec<Value> = state.control.list().await.iter().map(|entry| summary(entry, find(&reports, &entry.config.id), &plugins)).collect();
     Json(json!({ "rules": rules })).into_response()
 }
 
@@ -131,7 +157,7 @@ fn find<'a>(reports: &'a [RuleReport], id: &str) -> Option<&'a RuleReport> {
 }
 
 /// A rule in the list: what an operator scans for.
-fn summary(entry: &RuleEntry, report: Option<&RuleReport>) -> Value {
+fn summary(entry: &RuleEntry, report: Option<&RuleReport>, plugins: &[PluginReport]) -> Value {
     let rule = &entry.config;
     json!({
         "id": rule.id,
@@ -142,19 +168,24 @@ fn summary(entry: &RuleEntry, report: Option<&RuleReport>) -> Value {
         "error": report.and_then(|r| r.status.reason()),
         "source": { "topic": rule.source.topic, "expression": rule.source.expression, "group": rule.source.group },
         "parent_topic": rule.parent_topic,
-        "mapping": mapping(rule),
+        "mapping": mapping(rule, plugins),
+        "lag": report.map(|r| r.counters.queues().iter().map(|q| q.lag).sum::<u64>()),
         "counters": report.map(counters),
     })
 }
 
-fn mapping(rule: &RuleConfig) -> Value {
+/// The built-in mapping, or the plugin with the version serving it (none while it waits).
+fn mapping(rule: &RuleConfig, plugins: &[PluginReport]) -> Value {
     match &rule.plugin {
         None => json!({ "kind": "built-in" }),
-        Some(p) => json!({ "kind": "plugin", "plugin": p.name }),
+        Some(p) => {
+            let version = plugins.iter().find(|r| r.name == p.name).and_then(|r| r.version.as_deref());
+            json!({ "kind": "plugin", "plugin": p.name, "version": version })
+        }
     }
 }
 
-/// A rule's state, its last error and its counters.
+/// A rule's state, its last error, where each of its queues stands, and its counters.
 fn rule_status(state: &AdminState, entry: &RuleEntry) -> Value {
     let reports = state.rules.snapshot();
     let report = find(&reports, &entry.config.id);
@@ -163,6 +194,7 @@ fn rule_status(state: &AdminState, entry: &RuleEntry) -> Value {
         "enabled": entry.config.enabled,
         "state": report.map_or("stopped", |r| r.status.name()),
         "error": report.and_then(|r| r.status.reason()),
+        "queues": report.map(|r| r.counters.queues()).unwrap_or_default(),
         "counters": report.map(counters),
     })
 }

@@ -78,6 +78,8 @@ pub struct Snapshot {
     pub rules: Vec<Rule>,
     pub plugins: Vec<(String, Arc<PluginStats>)>,
     pub mqtt: Mqtt,
+    /// Reloads of the rule files and the files they refused.
+    pub reloads: (u64, u64),
 }
 
 pub struct Rule {
@@ -143,6 +145,10 @@ impl Snapshot {
                 window_in_use: state.sink.window_in_use(),
                 window_size: state.sink.max_inflight(),
                 stats: state.sink.stats(),
+            },
+            reloads: {
+                let c = state.control.counters();
+                (c.reloads.load(Relaxed), c.refused.load(Relaxed))
             },
         }
     }
@@ -303,6 +309,11 @@ impl Collector for Snapshot {
         let buckets: Vec<(f64, u64)> = ACK_LATENCY_BOUNDS_MS.iter().map(|ms| *ms as f64 / 1e3).chain([f64::MAX]).zip(counts).collect();
         e.encode_descriptor("inflow_mqtt_ack_latency_seconds", "From handing a publish to the connection to its completing ack (PUBACK / PUBCOMP).", None, MetricType::Histogram)?
             .encode_histogram::<NoLabelSet>(sum_us as f64 / 1e6, counts.iter().sum(), &buckets, None)?;
+
+        e.encode_descriptor("inflow_config_reloads", "Reloads of the config file and the rules folder (file change or SIGHUP).", None, MetricType::Counter)?
+            .encode_counter::<NoLabelSet, _, u64>(&self.reloads.0, None)?;
+        e.encode_descriptor("inflow_config_refusals", "Config and rule files refused at start or on a reload (what ran kept running).", None, MetricType::Counter)?
+            .encode_counter::<NoLabelSet, _, u64>(&self.reloads.1, None)?;
 
         let process = process::read();
         if let Some(bytes) = process.resident_bytes {

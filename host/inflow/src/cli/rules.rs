@@ -252,6 +252,15 @@ fn status_lines(status: &Value) -> String {
     for (kind, n) in c["errors"].as_object().into_iter().flatten().filter(|(_, n)| n.as_u64() > Some(0)) {
         out += &format!("errors:        {kind} {n}\n");
     }
+    let queues: Vec<[String; 6]> = status["queues"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|q| [text(&q["topic"]), format!("{}#{}", text(&q["broker"]), q["queue_id"]), q["committed_offset"].to_string(), q["max_offset"].to_string(), q["lag"].to_string(), q["in_flight"].to_string()])
+        .collect();
+    if !queues.is_empty() {
+        out += &table(["TOPIC", "QUEUE", "COMMITTED", "MAX", "LAG", "IN FLIGHT"], &queues);
+    }
     out
 }
 
