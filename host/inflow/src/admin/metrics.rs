@@ -101,28 +101,6 @@ pub struct Mqtt {
     pub stats: Arc<SinkStats>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classic_text_names_counter_families_with_their_total() {
-        let open_metrics = "# HELP a_messages Messages.\n# TYPE a_messages counter\na_messages_total{rule=\"r\"} 3\n\
-                            # HELP b_lag Lag.\n# TYPE b_lag gauge\nb_lag 1\n# EOF\n";
-        assert_eq!(
-            to_prometheus_text(open_metrics),
-            "# HELP a_messages_total Messages.\n# TYPE a_messages_total counter\na_messages_total{rule=\"r\"} 3\n\
-             # HELP b_lag Lag.\n# TYPE b_lag gauge\nb_lag 1\n"
-        );
-    }
-
-    #[test]
-    fn openmetrics_only_when_asked_for() {
-        assert_eq!(Format::accepted(Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")), Format::OpenMetrics);
-        assert_eq!(Format::accepted(Some("text/plain")), Format::Prometheus);
-        assert_eq!(Format::accepted(None), Format::Prometheus);
-    }
-}
 
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -222,7 +200,6 @@ impl Collector for Snapshot {
                 publishes.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&rule.report.counters.publishes(qos), None)?;
             }
         }
-        drop(publishes);
 
         let mut errors = e.encode_descriptor("inflow_rule_mapping_errors", "Messages that failed, by kind (contract, plugin, trap, deadline, topic_refused, broker_refused).", None, MetricType::Counter)?;
         for rule in &self.rules {
@@ -231,7 +208,6 @@ impl Collector for Snapshot {
                 errors.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&rule.report.counters.errors(kind), None)?;
             }
         }
-        drop(errors);
 
         let mut states = e.encode_descriptor("inflow_rule_state", "1 for the state the rule is in.", None, MetricType::Gauge)?;
         for rule in &self.rules {
@@ -241,14 +217,12 @@ impl Collector for Snapshot {
                 states.encode_family(&labels)?.encode_gauge(&i64::from(current == state))?;
             }
         }
-        drop(states);
 
         let mut map_time = e.encode_descriptor("inflow_rule_map_seconds", "Time to map one message (built-in or plugin call).", None, MetricType::Histogram)?;
         for rule in &self.rules {
             let labels = [("rule", rule.report.id.as_str())];
             rule.report.counters.map_seconds.encode(map_time.encode_family(&labels)?)?;
         }
-        drop(map_time);
 
         self.per_rule(e, "inflow_rule_lag_messages", "Messages in the rule's queues not yet done (max offset - acknowledged point, summed).", MetricType::Gauge, |r| {
             r.lag() as f64
@@ -261,7 +235,6 @@ impl Collector for Snapshot {
                 queue_lag.encode_family(&labels)?.encode_gauge(&(q.lag as i64))?;
             }
         }
-        drop(queue_lag);
         self.per_rule(e, "inflow_rocketmq_offset_commit_failures", "Offset commits of the rule's consumer that failed (retried every commit interval).", MetricType::Counter, |r| {
             r.report.counters.consumer.commit_failures() as f64
         })?;
@@ -280,7 +253,6 @@ impl Collector for Snapshot {
                 refusals.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&count, None)?;
             }
         }
-        drop(refusals);
         self.per_plugin(e, "inflow_plugin_traps", "Plugin calls that trapped (the instance is replaced).", |p| p.traps.load(Relaxed))?;
         self.per_plugin(e, "inflow_plugin_deadline_hits", "Plugin calls interrupted at the rule's CPU deadline.", |p| p.deadline_hits.load(Relaxed))?;
         self.per_plugin(e, "inflow_plugin_memory_cap_hits", "Plugin calls stopped at the rule's memory cap.", |p| p.memory_cap_hits.load(Relaxed))?;
@@ -290,7 +262,6 @@ impl Collector for Snapshot {
             let labels = [("plugin", plugin.as_str())];
             stats.call_seconds.encode(call_time.encode_family(&labels)?)?;
         }
-        drop(call_time);
 
         let mqtt = &self.mqtt;
         e.encode_descriptor("inflow_mqtt_connected", "1 while the MQTT connection is up.", None, MetricType::Gauge)?
@@ -327,5 +298,28 @@ impl Collector for Snapshot {
             e.encode_descriptor("process_open_fds", "Open file descriptors of the inflow process.", None, MetricType::Gauge)?.encode_gauge(&(fds as i64))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counter_families_with_their_total() {
+        let open_metrics = "# HELP a_messages Messages.\n# TYPE a_messages counter\na_messages_total{rule=\"r\"} 3\n\
+                            # HELP b_lag Lag.\n# TYPE b_lag gauge\nb_lag 1\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(open_metrics),
+            "# HELP a_messages_total Messages.\n# TYPE a_messages_total counter\na_messages_total{rule=\"r\"} 3\n\
+             # HELP b_lag Lag.\n# TYPE b_lag gauge\nb_lag 1\n"
+        );
+    }
+
+    #[test]
+    fn openmetrics_only_when_asked_for() {
+        assert_eq!(Format::accepted(Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")), Format::OpenMetrics);
+        assert_eq!(Format::accepted(Some("text/plain")), Format::Prometheus);
+        assert_eq!(Format::accepted(None), Format::Prometheus);
     }
 }
