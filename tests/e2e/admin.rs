@@ -3,13 +3,13 @@
 //! (checked through a real Prometheus and promtool), the consumer lag agrees with the
 //! broker's own figures, and off loopback the bearer token guards everything and is never logged.
 
-use inflow_e2e::{alerts_file, free_port, http_get, promtool, repo_root, unique_name, Config, Inflow, Mosquitto, MqttVersion, Produce, Prometheus, RocketMq, Rule};
+use inflow_e2e::{alerts_file, free_port, http_get, Admin, promtool, repo_root, unique_name, Config, Inflow, Mosquitto, MqttVersion, Produce, Prometheus, RocketMq, Rule};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// `GET http://127.0.0.1:<port><path>` without a token.
 fn get(port: u16, path: &str) -> (u16, String) {
-    http_get(&format!("http://127.0.0.1:{port}{path}"), None)
+    Admin { port }.get(path)
 }
 
 /// Polls until `done` holds; panics after `timeout` with `what`, its last state and inflow's log.
@@ -27,17 +27,7 @@ fn wait_until(what: &str, timeout: Duration, inflow: &Inflow, mut done: impl FnM
 
 /// Polls `path` until its status is `want`; returns the body.
 fn wait_status(port: u16, path: &str, want: u16, inflow: &Inflow) -> String {
-    let mut body = String::new();
-    wait_until(&format!("{path} answers {want}"), Duration::from_secs(60), inflow, || {
-        let (code, text) = get(port, path);
-        body = text;
-        if code == want {
-            Ok(())
-        } else {
-            Err(format!("{code} {body}"))
-        }
-    });
-    body
+    Admin { port }.wait_status(path, want, || inflow.log())
 }
 
 /// The value of the series `series` (name and labels exactly as exposed) in an exposition.

@@ -187,8 +187,8 @@ fn mapping(rule: &RuleConfig, plugins: &[PluginReport]) -> Value {
 
 /// A rule's state, its last error, where each of its queues stands, and its counters.
 fn rule_status(state: &AdminState, entry: &RuleEntry) -> Value {
-    let reports = state.rules.snapshot();
-    let report = find(&reports, &entry.config.id);
+    let report = state.rules.get(&entry.config.id);
+    let report = report.as_ref();
     json!({
         "id": entry.config.id,
         "enabled": entry.config.enabled,

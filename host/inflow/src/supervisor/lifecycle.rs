@@ -142,7 +142,7 @@ impl Control {
 
     pub async fn get(&self, id: &str) -> Option<RuleEntry> {
         let inner = self.inner.lock().await;
-        inner.catalog.wanted().into_iter().find(|r| r.id == id).map(|rule| inner.catalog.entry(rule))
+        inner.catalog.wanted_rule(id).map(|rule| inner.catalog.entry(rule))
     }
 
     /// Checks a rule as [`Control::put`] would, changing nothing. A rule with the id of an
@@ -209,7 +209,7 @@ impl Control {
     pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<RuleConfig, ChangeError> {
         let mut inner = self.inner.lock().await;
         let catalog = &mut inner.catalog;
-        if catalog.main.iter().any(|r| r.id == id) {
+        if catalog.is_main(id) {
             let mut states = catalog.main_enabled.clone();
             states.insert(id.to_string(), enabled);
             let file = catalog.rules_dir.join(rule_files::STATE_FILE);
@@ -227,7 +227,7 @@ impl Control {
         }
         inner.apply().await?;
         info!(rule = id, enabled, "rule enabled state changed");
-        Ok(inner.catalog.wanted().into_iter().find(|r| r.id == id).expect("the rule was just changed"))
+        Ok(inner.catalog.wanted_rule(id).expect("the rule was just changed"))
     }
 
     /// Reads the config file and the rules folder again and applies what changed. A file that
@@ -278,12 +278,29 @@ impl Catalog {
     /// Every rule as it should run: the config file's, with the enabled states the API gave
     /// them, and the folder's.
     fn wanted(&self) -> Vec<RuleConfig> {
-        let main = self.main.iter().map(|rule| RuleConfig { enabled: *self.main_enabled.get(&rule.id).unwrap_or(&rule.enabled), ..rule.clone() });
-        main.chain(self.files.values().cloned()).collect()
+        self.main.iter().map(|rule| self.with_api_state(rule)).chain(self.files.values().cloned()).collect()
+    }
+
+    /// One rule as it should run.
+    fn wanted_rule(&self, id: &str) -> Option<RuleConfig> {
+        match self.main.iter().find(|r| r.id == id) {
+            Some(rule) => Some(self.with_api_state(rule)),
+            None => self.files.get(id).cloned(),
+        }
+    }
+
+    /// A rule of the config file with the enabled state the API gave it, if any.
+    fn with_api_state(&self, rule: &RuleConfig) -> RuleConfig {
+        RuleConfig { enabled: *self.main_enabled.get(&rule.id).unwrap_or(&rule.enabled), ..rule.clone() }
+    }
+
+    /// Whether rule `id` is one of the config file's.
+    fn is_main(&self, id: &str) -> bool {
+        self.main.iter().any(|r| r.id == id)
     }
 
     fn entry(&self, config: RuleConfig) -> RuleEntry {
-        if self.main.iter().any(|r| r.id == config.id) {
+        if self.is_main(&config.id) {
             RuleEntry { config, origin: Origin::ConfigFile, file: self.config_path.clone() }
         } else {
             let file = rule_file(&self.rules_dir, &config.id);
@@ -298,7 +315,7 @@ impl Catalog {
     }
 
     fn refuse_config_file_rule(&self, id: &str, change: &str) -> Result<(), ChangeError> {
-        if self.main.iter().any(|r| r.id == id) {
+        if self.is_main(id) {
             return Err(ChangeError::Conflict {
                 problem: format!("rule {id:?} is defined in the config file {} and cannot be {change} through the API", self.config_path.display()),
                 fix: format!("edit it in {} and reload (SIGHUP), or move it into the rules folder {}", self.config_path.display(), self.rules_dir.display()),
@@ -316,7 +333,7 @@ impl Catalog {
             error!(file = %path.display(), "rule file refused, the rule keeps running as it was (if it ran): {errors}");
             let id = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
             if let Some(previous) = self.files.get(id) {
-                if !self.main.iter().any(|r| r.id == id) && path.exists() {
+                if !self.is_main(id) && path.exists() {
                     files.insert(id.to_string(), previous.clone());
                 }
             }

@@ -41,8 +41,20 @@ impl Rules {
         let rules = self.0.read().unwrap_or_else(|e| e.into_inner());
         rules
             .iter()
-            .map(|(id, v)| RuleReport { id: id.clone(), status: v.status.borrow().clone(), counters: v.counters.clone() })
+            .map(|(id, v)| v.report(id))
             .collect()
+    }
+
+    /// One rule now.
+    pub fn get(&self, id: &str) -> Option<RuleReport> {
+        let rules = self.0.read().unwrap_or_else(|e| e.into_inner());
+        rules.get(id).map(|v| v.report(id))
+    }
+}
+
+impl RuleView {
+    fn report(&self, id: &str) -> RuleReport {
+        RuleReport { id: id.to_string(), status: self.status.borrow().clone(), counters: self.counters.clone() }
     }
 }
 
