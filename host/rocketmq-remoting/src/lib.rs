@@ -41,7 +41,7 @@ pub use acl::Credentials;
 pub use client::{Client, ClientConfig, HandlerId};
 pub use command::RemotingCommand;
 pub use connection::RequestHandler;
-pub use consumer::{Batch, Consumer, ConsumerConfig, ConsumerStats, QueueProgress, StartPosition};
+pub use consumer::{Acks, Batch, Consumer, ConsumerConfig, ConsumerStats, QueueProgress, StartPosition};
 pub use error::Error;
 pub use message::{decode_message, decode_messages, MessageExt, Properties};
 pub use producer::{OutgoingMessage, Producer, SendResult};

@@ -1,19 +1,25 @@
 //! The at-least-once core: consume, map, publish in order, and acknowledge each RocketMQ message
 //! only once every publish it produced is complete. Generic over its [`Source`], [`Publisher`]
 //! and [`PluginVersion`], so its unit tests (`tests.rs`) run it on in-memory fakes.
+//!
+//! A rule's queues are spread over `workers` tasks, each with its own mapper (its own plugin
+//! instance). Every batch of a queue goes to the same worker, so each queue keeps its order;
+//! workers settle messages through the subscription's [`Acks`] handle.
 
 use super::status::{RuleCounters, RuleStatus};
 use crate::config::{OnError, RuleConfig};
 use crate::mapping::{MapError, Mapper, Mapping, PluginVersion, TopicScope};
 use crate::sink::{Delivery, PublishError, Publisher};
-use crate::source::{Message, MessageQueue, Source, Subscription};
+use crate::source::{Acks, Batch, Message, MessageQueue, Source, Subscription};
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
 /// What a rule needs from the process.
@@ -43,6 +49,7 @@ pub(crate) async fn run<S: Source, P: Publisher, V: PluginVersion>(
     status: watch::Sender<RuleStatus>,
     counters: Arc<RuleCounters>,
 ) {
+    let rule = Arc::new(rule);
     let id = rule.id.clone();
     if !rule.enabled {
         let _ = status.send(RuleStatus::Disabled);
@@ -57,7 +64,7 @@ pub(crate) async fn run<S: Source, P: Publisher, V: PluginVersion>(
         if *stop.borrow() {
             break;
         }
-        let Some(mut mapper) = mapper(&rule, &mut env, &mut stop, &status).await else { break };
+        let Some(mappers) = mappers(&rule, &mut env, &mut stop, &status).await else { break };
         let _ = status.send(RuleStatus::Starting);
         attempts += 1;
         let subscription = match env.source.subscribe(&rule, counters.consumer.clone()).await {
@@ -86,13 +93,8 @@ pub(crate) async fn run<S: Source, P: Publisher, V: PluginVersion>(
         backoff = Duration::from_millis(500);
         let _ = status.send(RuleStatus::Running);
         info!(rule = %id, topic = %rule.source.topic, group = %rule.source.group, parent_topic = %rule.parent_topic,
-              mapping = rule.plugin.as_ref().map_or("builtin", |p| p.name.as_str()), "rule started");
-        let mut worker = Worker { rule: &rule, env: &mut env, subscription, pending: FuturesUnordered::new(), counters: &counters };
-        let outcome = worker.consume(&mut mapper, &mut stop).await;
-        worker.drain().await;
-        if let Err(e) = worker.subscription.shutdown().await {
-            warn!(rule = %id, error = %format!("{e:#}"), "rule could not commit its offsets on stop; uncommitted messages will be delivered again");
-        }
+              mapping = rule.plugin.as_ref().map_or("builtin", |p| p.name.as_str()), workers = mappers.len(), "rule started");
+        let outcome = consume(&rule, &env, subscription, mappers, &mut stop, &counters).await;
         match outcome {
             Outcome::Stop => break,
             Outcome::PluginGone => {
@@ -111,16 +113,17 @@ pub(crate) async fn run<S: Source, P: Publisher, V: PluginVersion>(
     info!(rule = %id, "rule stopped");
 }
 
-/// The mapper to start with: built-in, or an instance of the plugin's current version (waiting
-/// for a valid file while there is none). None when told to stop meanwhile.
-async fn mapper<S, P, V: PluginVersion>(
+/// One mapper per worker: built-in, or instances of the plugin's current version (waiting for a
+/// valid file while there is none). None when told to stop meanwhile.
+async fn mappers<S, P, V: PluginVersion>(
     rule: &RuleConfig,
     env: &mut RuleEnv<S, P, V>,
     stop: &mut watch::Receiver<bool>,
     status: &watch::Sender<RuleStatus>,
-) -> Option<Mapper<V::Instance>> {
+) -> Option<Vec<Mapper<V::Instance>>> {
+    let mapper = |mapping| Mapper { mapping, topics: topic_scope(rule, env.max_topic_bytes) };
     let Some(plugin_ref) = &rule.plugin else {
-        return Some(Mapper { mapping: Mapping::Builtin, topics: topic_scope(rule, env.max_topic_bytes) });
+        return Some((0..rule.workers).map(|_| mapper(Mapping::Builtin)).collect());
     };
     let rx = env.plugin.as_mut().expect("a plugin rule has a plugin receiver");
     loop {
@@ -130,8 +133,8 @@ async fn mapper<S, P, V: PluginVersion>(
                 let _ = status.send(RuleStatus::WaitingForPlugin);
                 warn!(rule = %rule.id, plugin = %plugin_ref.name, "rule waits for its plugin (no valid file in the plugin folder)");
             }
-            Some(plugin) => match V::instantiate(&plugin, rule) {
-                Ok(instance) => return Some(Mapper { mapping: Mapping::Plugin(instance), topics: topic_scope(rule, env.max_topic_bytes) }),
+            Some(plugin) => match (0..rule.workers).map(|_| V::instantiate(&plugin, rule)).collect::<Result<Vec<_>, _>>() {
+                Ok(instances) => return Some(instances.into_iter().map(|i| mapper(Mapping::Plugin(i))).collect()),
                 Err(e) => {
                     error!(rule = %rule.id, error = %e, "rule cannot start its plugin; waiting for a new version");
                     let _ = status.send(RuleStatus::Failed(e));
@@ -149,29 +152,128 @@ fn topic_scope(rule: &RuleConfig, max_topic_bytes: usize) -> TopicScope {
     TopicScope { parent: rule.parent_topic.clone(), allow: rule.allow_topics.clone(), max_bytes: max_topic_bytes }
 }
 
-struct Worker<'a, S: Source, P, V> {
-    rule: &'a RuleConfig,
-    env: &'a mut RuleEnv<S, P, V>,
-    subscription: S::Subscription,
-    /// One future per message whose publishes are in flight.
-    pending: FuturesUnordered<Pending>,
-    counters: &'a RuleCounters,
+/// Batches a worker may have waiting: enough to keep it busy while the next one is pulled.
+const LANE_DEPTH: usize = 2;
+
+/// One run of a consumer: hands each queue's batches to one worker (so each queue stays in order)
+/// until the rule stops or a worker ends the run, lets every worker drain, then commits.
+async fn consume<S: Source, P: Publisher, V: PluginVersion>(
+    rule: &Arc<RuleConfig>,
+    env: &RuleEnv<S, P, V>,
+    mut subscription: S::Subscription,
+    mappers: Vec<Mapper<V::Instance>>,
+    stop: &mut watch::Receiver<bool>,
+    counters: &Arc<RuleCounters>,
+) -> Outcome {
+    // Tells the workers to end, once the rule stops or one of them ended the run.
+    let (halt, halted) = watch::channel(false);
+    let mut lanes = Vec::with_capacity(mappers.len());
+    let mut workers = JoinSet::new();
+    for mapper in mappers {
+        let (tx, batches) = mpsc::channel(LANE_DEPTH);
+        lanes.push(tx);
+        let worker = Worker {
+            rule: rule.clone(),
+            publisher: env.publisher.clone(),
+            acks: subscription.acks(),
+            plugin: env.plugin.clone(),
+            drain_grace: env.drain_grace,
+            pending: FuturesUnordered::new(),
+            counters: counters.clone(),
+        };
+        workers.spawn(worker.run(mapper, batches, halted.clone()));
+    }
+    let mut assignment = Assignment::new(lanes.len());
+    let mut outcome = loop {
+        tokio::select! {
+            biased;
+            _ = stopped(stop) => break Outcome::Stop,
+            Some(ended) = workers.join_next() => break ended.unwrap_or(Outcome::Stop),
+            batch = subscription.recv() => {
+                let Some(batch) = batch else { break Outcome::Stop };
+                let lane = &lanes[assignment.lane(&batch.queue)];
+                // Waits while that worker is busy: back-pressure on the consumer.
+                tokio::select! {
+                    biased;
+                    _ = stopped(stop) => break Outcome::Stop,
+                    Some(ended) = workers.join_next() => break ended.unwrap_or(Outcome::Stop),
+                    sent = lane.send(batch) => if sent.is_err() { break Outcome::Stop },
+                }
+            }
+        }
+    };
+    let _ = halt.send(true);
+    drop(lanes);
+    while let Some(ended) = workers.join_next().await {
+        // A pause outranks a removed plugin, which outranks a plain stop.
+        match (ended.unwrap_or(Outcome::Stop), &outcome) {
+            (o @ Outcome::Pause(_), Outcome::Stop | Outcome::PluginGone) | (o @ Outcome::PluginGone, Outcome::Stop) => outcome = o,
+            _ => {}
+        }
+    }
+    if let Err(e) = subscription.shutdown().await {
+        warn!(rule = %rule.id, error = %format!("{e:#}"), "rule could not commit its offsets on stop; uncommitted messages will be delivered again");
+    }
+    outcome
 }
 
-impl<S: Source, P: Publisher, V: PluginVersion> Worker<'_, S, P, V> {
-    async fn consume(&mut self, mapper: &mut Mapper<V::Instance>, stop: &mut watch::Receiver<bool>) -> Outcome {
+/// Which worker serves each queue: a new queue goes to the worker with the fewest queues.
+struct Assignment {
+    lanes: HashMap<MessageQueue, usize>,
+    queues_per_lane: Vec<usize>,
+}
+
+impl Assignment {
+    fn new(workers: usize) -> Assignment {
+        Assignment { lanes: HashMap::new(), queues_per_lane: vec![0; workers] }
+    }
+
+    fn lane(&mut self, queue: &MessageQueue) -> usize {
+        if let Some(&lane) = self.lanes.get(queue) {
+            return lane;
+        }
+        let lane = (0..self.queues_per_lane.len()).min_by_key(|&l| self.queues_per_lane[l]).expect("at least one worker");
+        self.queues_per_lane[lane] += 1;
+        self.lanes.insert(queue.clone(), lane);
+        lane
+    }
+}
+
+/// Maps the batches of its queues in order, publishes, and settles each message once its
+/// publishes completed. Each worker has its own mapper (its own plugin instance).
+struct Worker<P, A, V> {
+    rule: Arc<RuleConfig>,
+    publisher: P,
+    acks: A,
+    /// The rule's plugin as the folder watcher sees it; each worker takes a new version itself.
+    plugin: Option<watch::Receiver<Option<Arc<V>>>>,
+    drain_grace: Duration,
+    /// One future per message whose publishes are in flight.
+    pending: FuturesUnordered<Pending>,
+    counters: Arc<RuleCounters>,
+}
+
+impl<P: Publisher, A: Acks, V: PluginVersion> Worker<P, A, V> {
+    /// Works until halted or its lane closes (then drains), or until it must end the run.
+    async fn run(mut self, mut mapper: Mapper<V::Instance>, mut batches: mpsc::Receiver<Batch>, mut halt: watch::Receiver<bool>) -> Outcome {
+        let outcome = self.consume(&mut mapper, &mut batches, &mut halt).await;
+        self.drain().await;
+        outcome
+    }
+
+    async fn consume(&mut self, mapper: &mut Mapper<V::Instance>, batches: &mut mpsc::Receiver<Batch>, halt: &mut watch::Receiver<bool>) -> Outcome {
         // Also watched while one message waits for room in the MQTT window.
-        let mut stop_mid_message = stop.clone();
+        let mut halt_mid_message = halt.clone();
         loop {
             tokio::select! {
                 biased;
-                _ = stopped(stop) => return Outcome::Stop,
+                _ = stopped(halt) => return Outcome::Stop,
                 Some((queue, message, result)) = self.pending.next(), if !self.pending.is_empty() => {
                     if let Some(outcome) = self.delivered(queue, message, result).await {
                         return outcome;
                     }
                 }
-                batch = self.subscription.recv() => {
+                batch = batches.recv() => {
                     let Some(batch) = batch else { return Outcome::Stop };
                     for message in batch.messages {
                         if let Some(outcome) = self.swap_plugin(mapper) {
@@ -180,7 +282,7 @@ impl<S: Source, P: Publisher, V: PluginVersion> Worker<'_, S, P, V> {
                         let message = Arc::new(Message(message));
                         let outcome = tokio::select! {
                             biased;
-                            _ = stopped(&mut stop_mid_message) => Some(Outcome::Stop),
+                            _ = stopped(&mut halt_mid_message) => Some(Outcome::Stop),
                             o = self.handle(mapper, &batch.queue, message) => o,
                         };
                         if let Some(outcome) = outcome {
@@ -194,12 +296,12 @@ impl<S: Source, P: Publisher, V: PluginVersion> Worker<'_, S, P, V> {
 
     /// At a message boundary: take a new plugin version if one arrived.
     fn swap_plugin(&mut self, mapper: &mut Mapper<V::Instance>) -> Option<Outcome> {
-        let rx = self.env.plugin.as_mut()?;
+        let rx = self.plugin.as_mut()?;
         if !rx.has_changed().unwrap_or(false) {
             return None;
         }
         let Some(plugin) = rx.borrow_and_update().clone() else { return Some(Outcome::PluginGone) };
-        match V::instantiate(&plugin, self.rule) {
+        match V::instantiate(&plugin, &self.rule) {
             Ok(instance) => {
                 info!(rule = %self.rule.id, plugin = %plugin.name(), version = %plugin.version(), "rule switched to a new plugin version");
                 mapper.mapping = Mapping::Plugin(instance);
@@ -222,7 +324,7 @@ impl<S: Source, P: Publisher, V: PluginVersion> Worker<'_, S, P, V> {
         let mut deliveries: Vec<Delivery> = Vec::with_capacity(publishes.len());
         for publish in publishes {
             let qos = publish.qos;
-            match self.env.publisher.publish(publish).await {
+            match self.publisher.publish(publish).await {
                 Ok(d) => {
                     self.counters.count_publish(qos);
                     deliveries.push(d);
@@ -249,7 +351,7 @@ impl<S: Source, P: Publisher, V: PluginVersion> Worker<'_, S, P, V> {
         match result {
             Ok(()) => {
                 self.counters.count_forwarded();
-                self.subscription.ack(&queue, message.0.queue_offset);
+                self.acks.ack(&queue, message.0.queue_offset);
                 None
             }
             Err(PublishError::Closed) => Some(Outcome::Stop),
@@ -266,14 +368,14 @@ impl<S: Source, P: Publisher, V: PluginVersion> Worker<'_, S, P, V> {
             OnError::Skip => {
                 warn!(rule = %self.rule.id, msg_id = %msg_id, queue = %queue, offset = m.queue_offset, error = %error, "message skipped");
                 self.counters.skipped.fetch_add(1, Relaxed);
-                self.subscription.ack(queue, m.queue_offset);
+                self.acks.ack(queue, m.queue_offset);
                 None
             }
-            OnError::DeadLetter => match self.subscription.send_back(m).await {
+            OnError::DeadLetter => match self.acks.send_back(m).await {
                 Ok(()) => {
                     warn!(rule = %self.rule.id, msg_id = %msg_id, reconsume_times = m.reconsume_times, error = %error, "message sent back for retry / dead letter");
                     self.counters.dead_lettered.fetch_add(1, Relaxed);
-                    self.subscription.ack(queue, m.queue_offset);
+                    self.acks.ack(queue, m.queue_offset);
                     None
                 }
                 Err(e) => Some(Outcome::Pause(format!("message {msg_id} failed ({error}) and could not be sent back: {e:#}"))),
@@ -284,13 +386,13 @@ impl<S: Source, P: Publisher, V: PluginVersion> Worker<'_, S, P, V> {
 
     /// Lets in-flight publishes complete (up to the grace) and acknowledges those that did.
     async fn drain(&mut self) {
-        let deadline = tokio::time::Instant::now() + self.env.drain_grace;
+        let deadline = tokio::time::Instant::now() + self.drain_grace;
         while !self.pending.is_empty() {
             match tokio::time::timeout_at(deadline, self.pending.next()).await {
                 Ok(Some((queue, message, Ok(())))) => {
                     self.counters.in_flight.fetch_sub(1, Relaxed);
                     self.counters.count_forwarded();
-                    self.subscription.ack(&queue, message.0.queue_offset);
+                    self.acks.ack(&queue, message.0.queue_offset);
                 }
                 // Failed or cut short: not acknowledged, so delivered again later.
                 Ok(Some((_, _, Err(_)))) => {

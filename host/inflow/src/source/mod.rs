@@ -62,14 +62,21 @@ pub trait Source: Send + Sync + 'static {
 
 /// A rule's running subscription: batches in queue order, and what becomes of each message.
 pub trait Subscription: Send + 'static {
+    type Acks: Acks;
     /// The next batch; None once the subscription ended.
     fn recv(&mut self) -> impl Future<Output = Option<Batch>> + Send;
-    /// The message is done (delivered, skipped or sent back): its offset may be committed.
-    fn ack(&mut self, queue: &MessageQueue, queue_offset: i64);
-    /// Hands the message to RocketMQ's retry / dead-letter topic of the group.
-    fn send_back(&mut self, message: &MessageExt) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// The handle the rule's workers settle messages through.
+    fn acks(&self) -> Self::Acks;
     /// Stops consuming and commits what was acknowledged.
     fn shutdown(self) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// What becomes of each message of a subscription, shared by the workers of a rule.
+pub trait Acks: Clone + Send + Sync + 'static {
+    /// The message is done (delivered, skipped or sent back): its offset may be committed.
+    fn ack(&self, queue: &MessageQueue, queue_offset: i64);
+    /// Hands the message to RocketMQ's retry / dead-letter topic of the group.
+    fn send_back(&self, message: &MessageExt) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
 /// The real source: cluster consumers on the process's RocketMQ client.
@@ -87,19 +94,26 @@ impl Source for RocketMq {
 }
 
 impl Subscription for Consumer {
+    type Acks = rocketmq_remoting::Acks;
     async fn recv(&mut self) -> Option<Batch> {
         let batch = Consumer::recv(self).await?;
         Some(Batch { queue: batch.queue, messages: batch.messages })
     }
-    fn ack(&mut self, queue: &MessageQueue, queue_offset: i64) {
-        Consumer::ack(self, queue, queue_offset)
-    }
-    async fn send_back(&mut self, message: &MessageExt) -> anyhow::Result<()> {
-        // Delay level 0: the broker picks it from the reconsume count, as for a Java consumer.
-        Ok(Consumer::send_back(self, message, 0).await?)
+    fn acks(&self) -> rocketmq_remoting::Acks {
+        Consumer::acks(self)
     }
     async fn shutdown(self) -> anyhow::Result<()> {
         Ok(Consumer::shutdown(self).await?)
+    }
+}
+
+impl Acks for rocketmq_remoting::Acks {
+    fn ack(&self, queue: &MessageQueue, queue_offset: i64) {
+        rocketmq_remoting::Acks::ack(self, queue, queue_offset)
+    }
+    async fn send_back(&self, message: &MessageExt) -> anyhow::Result<()> {
+        // Delay level 0: the broker picks it from the reconsume count, as for a Java consumer.
+        Ok(rocketmq_remoting::Acks::send_back(self, message, 0).await?)
     }
 }
 

@@ -300,13 +300,13 @@ impl Consumer {
     /// Marks one message done. The committed offset of the queue becomes the lowest offset not
     /// yet acknowledged, so acks may come in any order. Acks for queues no longer owned are ignored.
     pub fn ack(&self, queue: &MessageQueue, queue_offset: i64) {
-        let state = lock(&self.shared.queues).get(queue).cloned();
-        if let Some(state) = state {
-            let mut offsets = lock(&state.offsets);
-            if offsets.ack(queue_offset) && offsets.unacked() < self.shared.cfg.max_unacked_per_queue {
-                state.room.notify_one();
-            }
-        }
+        self.shared.ack(queue, queue_offset)
+    }
+
+    /// A handle that acknowledges and sends back for this consumer from other tasks, e.g. the
+    /// workers that process its batches in parallel.
+    pub fn acks(&self) -> Acks {
+        Acks(self.shared.clone())
     }
 
     /// Commits acknowledged offsets now. Reports the first failure (every queue is still tried).
@@ -370,6 +370,23 @@ impl Drop for Consumer {
     }
 }
 
+/// What [`Consumer::ack`] and [`Consumer::send_back`] do, from any task; cheap to clone. It
+/// keeps working until the consumer shuts down (acks after that are ignored).
+#[derive(Clone)]
+pub struct Acks(Arc<Shared>);
+
+impl Acks {
+    /// As [`Consumer::ack`].
+    pub fn ack(&self, queue: &MessageQueue, queue_offset: i64) {
+        self.0.ack(queue, queue_offset)
+    }
+
+    /// As [`Consumer::send_back`].
+    pub async fn send_back(&self, message: &MessageExt, delay_level: i32) -> Result<(), Error> {
+        self.0.send_back(message, delay_level).await
+    }
+}
+
 /// Re-balances at once when a broker says the group's members changed.
 struct GroupChangeListener(Weak<Shared>);
 
@@ -389,6 +406,16 @@ impl RequestHandler for GroupChangeListener {
 }
 
 impl Shared {
+    fn ack(&self, queue: &MessageQueue, queue_offset: i64) {
+        let state = lock(&self.queues).get(queue).cloned();
+        if let Some(state) = state {
+            let mut offsets = lock(&state.offsets);
+            if offsets.ack(queue_offset) && offsets.unacked() < self.cfg.max_unacked_per_queue {
+                state.room.notify_one();
+            }
+        }
+    }
+
     fn request_timeout(&self) -> Duration {
         self.client.config().request_timeout
     }

@@ -9,6 +9,7 @@ use crate::sink::{Completion, Publish};
 use crate::source::Batch;
 use rocketmq_remoting::{MessageExt, Properties};
 use std::path::Path;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Mutex;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -46,17 +47,12 @@ impl Source for FakeSource {
 }
 
 impl Subscription for FakeSubscription {
+    type Acks = FakeAcks;
     async fn recv(&mut self) -> Option<Batch> {
         self.0.batches.lock().await.recv().await
     }
-    fn ack(&mut self, queue: &MessageQueue, offset: i64) {
-        self.0.log.lock().unwrap().events.push(Event::Ack { queue: queue.queue_id, offset });
-    }
-    async fn send_back(&mut self, message: &MessageExt) -> anyhow::Result<()> {
-        let mut log = self.0.log.lock().unwrap();
-        anyhow::ensure!(!log.refuse_send_back, "the broker refused CONSUMER_SEND_MSG_BACK");
-        log.events.push(Event::SentBack { offset: message.queue_offset });
-        Ok(())
+    fn acks(&self) -> FakeAcks {
+        FakeAcks(self.0.log.clone())
     }
     async fn shutdown(self) -> anyhow::Result<()> {
         self.0.log.lock().unwrap().events.push(Event::Shutdown);
@@ -64,12 +60,31 @@ impl Subscription for FakeSubscription {
     }
 }
 
-/// Hands every publish to the test with the sender that completes it.
+#[derive(Clone)]
+struct FakeAcks(Arc<Mutex<SourceLog>>);
+
+impl Acks for FakeAcks {
+    fn ack(&self, queue: &MessageQueue, offset: i64) {
+        self.0.lock().unwrap().events.push(Event::Ack { queue: queue.queue_id, offset });
+    }
+    async fn send_back(&self, message: &MessageExt) -> anyhow::Result<()> {
+        let mut log = self.0.lock().unwrap();
+        anyhow::ensure!(!log.refuse_send_back, "the broker refused CONSUMER_SEND_MSG_BACK");
+        log.events.push(Event::SentBack { offset: message.queue_offset });
+        Ok(())
+    }
+}
+
+/// Hands every publish to the test with the sender that completes it; one whose topic has
+/// "/slow" waits for room 10 ms first.
 #[derive(Clone)]
 struct FakePublisher(mpsc::UnboundedSender<(Publish, Completion)>);
 
 impl Publisher for FakePublisher {
     async fn publish(&self, publish: Publish) -> Result<Delivery, PublishError> {
+        if publish.topic.contains("/slow") {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let (done, delivery) = Delivery::channel();
         self.0.send((publish, done)).map_err(|_| PublishError::Closed)?;
         Ok(delivery)
@@ -80,6 +95,14 @@ impl Publisher for FakePublisher {
 /// where `count` is the message's `count` property (default 1); `fail` makes them refuse.
 struct FakePlugin {
     tag: &'static str,
+    /// Instances started of this version.
+    instances: AtomicUsize,
+}
+
+impl FakePlugin {
+    fn version(tag: &'static str) -> Arc<FakePlugin> {
+        Arc::new(FakePlugin { tag, instances: AtomicUsize::new(0) })
+    }
 }
 
 struct FakeInstance {
@@ -90,6 +113,7 @@ struct FakeInstance {
 impl PluginVersion for FakePlugin {
     type Instance = FakeInstance;
     fn instantiate(this: &Arc<Self>, rule: &RuleConfig) -> Result<FakeInstance, String> {
+        this.instances.fetch_add(1, Relaxed);
         Ok(FakeInstance { tag: this.tag, parent: rule.parent_topic.clone() })
     }
     fn name(&self) -> &str {
@@ -121,10 +145,12 @@ impl PluginInstance for FakeInstance {
     }
 }
 
+/// A rule with one worker (so the order across queues is exact) unless `extra` sets `workers`.
 fn rule(extra: &str) -> RuleConfig {
+    let workers = if extra.contains("workers") { "" } else { "workers = 1" };
     let text = format!(
         "[rocketmq]\nnamesrv = [\"127.0.0.1:9876\"]\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n\
-         [[rule]]\nid = \"rule-1\"\nsource.topic = \"T\"\ntarget.parent_topic = \"p\"\n{extra}"
+         [[rule]]\nid = \"rule-1\"\nsource.topic = \"T\"\ntarget.parent_topic = \"p\"\n{workers}\n{extra}"
     );
     let no_env = |_: &str| None;
     let plugin_exists = |_: &Path, _: &str| true;
@@ -157,7 +183,7 @@ impl Rig {
         let (batches, batches_rx) = mpsc::unbounded_channel();
         let (publish_tx, publishes) = mpsc::unbounded_channel();
         let log = Arc::new(Mutex::new(SourceLog::default()));
-        let (plugin, plugin_rx) = watch::channel(Some(Arc::new(FakePlugin { tag: "v1" })));
+        let (plugin, plugin_rx) = watch::channel(Some(FakePlugin::version("v1")));
         let env = RuleEnv {
             source: FakeSource { batches: Arc::new(tokio::sync::Mutex::new(batches_rx)), log: log.clone() },
             publisher: FakePublisher(publish_tx),
@@ -349,7 +375,7 @@ async fn a_new_plugin_version_is_taken_at_a_message_boundary() {
     rig.send(0, vec![message(0, 0, &[("count", "2")])]);
     let before = rig.topics_now().await;
     assert_eq!(before, ["p/v1/0/0", "p/v1/0/1"]);
-    rig.plugin.send(Some(Arc::new(FakePlugin { tag: "v2" }))).unwrap();
+    rig.plugin.send(Some(FakePlugin::version("v2"))).unwrap();
     rig.send(0, vec![message(0, 1, &[("count", "2")]), message(0, 2, &[])]);
     let after = rig.topics_now().await;
     assert_eq!(after, ["p/v2/1/0", "p/v2/1/1", "p/v2/2/0"]);
@@ -367,7 +393,7 @@ async fn a_removed_plugin_holds_the_offsets_until_it_returns() {
     rig.wait_status(|s| *s == RuleStatus::WaitingForPlugin).await;
     assert!(rig.publishes_now().await.is_empty());
     assert_eq!(rig.events().await, [Event::Subscribed, Event::Ack { queue: 0, offset: 0 }, Event::Shutdown]);
-    rig.plugin.send(Some(Arc::new(FakePlugin { tag: "v3" }))).unwrap();
+    rig.plugin.send(Some(FakePlugin::version("v3"))).unwrap();
     rig.wait_status(|s| *s == RuleStatus::Running).await;
     // A real consumer redelivers from the committed offset; the fake delivers what it is given.
     rig.send(0, vec![message(0, 1, &[])]);
@@ -382,4 +408,59 @@ async fn a_disabled_rule_consumes_nothing() {
     assert_eq!(rig.events().await, []);
     assert_eq!(*rig.status.borrow(), RuleStatus::Disabled);
     rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_queue_keeps_its_order_over_several_workers() {
+    let mut rig = Rig::start(rule("workers = 3"));
+    // Four queues of ten messages, each sent in two batches, interleaved; every publish of a first
+    // batch is slow, so a second batch on another worker would overtake it.
+    for (half, slow) in [(0..5, "/slow"), (5..10, "")] {
+        for q in 0..4 {
+            let messages = half.clone().map(|i| message(q, i, &[("mqttSecondTopic", &format!("/{q}{slow}/{i}"))])).collect();
+            rig.send(q, messages);
+        }
+    }
+    let topics = rig.topics_now().await;
+    assert_eq!(topics.len(), 40);
+    for q in 0..4 {
+        let of_queue: Vec<String> = topics.iter().filter(|t| t.starts_with(&format!("p/{q}/"))).map(|t| t.replace("/slow", "")).collect();
+        let want: Vec<String> = (0..10).map(|i| format!("p/{q}/{i}")).collect();
+        assert_eq!(of_queue, want, "queue {q} in order");
+    }
+    let mut acks = Rig::acks(&rig.events().await);
+    acks.sort();
+    acks.dedup();
+    assert_eq!(acks.len(), 40, "every message acked once");
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_worker_takes_a_new_plugin_version_at_a_message_boundary() {
+    let mut rig = Rig::start(rule(&format!("{PLUGIN}\nworkers = 2")));
+    rig.send(0, vec![message(0, 0, &[])]);
+    rig.send(1, vec![message(1, 100, &[])]);
+    assert_eq!(rig.topics_now().await.len(), 2);
+    assert_eq!(rig.plugin.borrow().as_ref().unwrap().instances.load(Relaxed), 2, "one instance per worker");
+    let v2 = FakePlugin::version("v2");
+    rig.plugin.send(Some(v2.clone())).unwrap();
+    rig.send(0, vec![message(0, 1, &[])]);
+    rig.send(1, vec![message(1, 101, &[])]);
+    let mut after = rig.topics_now().await;
+    after.sort();
+    assert_eq!(after, ["p/v2/1/0", "p/v2/101/0"]);
+    assert_eq!(v2.instances.load(Relaxed), 2, "each worker started its own instance of v2");
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pause_in_one_worker_stops_them_all_with_the_offsets_held() {
+    let mut rig = Rig::start(rule("on_error = \"pause\"\nworkers = 2"));
+    rig.send(0, vec![message(0, 0, &[("qoslevel", "x")])]);
+    let status = rig.wait_status(|s| matches!(s, RuleStatus::Paused(_))).await;
+    assert!(matches!(&status, RuleStatus::Paused(why) if why.contains("offset 0")), "{status:?}");
+    rig.send(1, vec![message(1, 0, &[])]);
+    assert!(rig.publishes_now().await.is_empty(), "the other worker stopped too");
+    let events = rig.stop().await;
+    assert_eq!(events, [Event::Subscribed, Event::Shutdown]);
 }
