@@ -9,7 +9,7 @@
 use super::status::{RuleCounters, RuleStatus};
 use crate::config::{OnError, RuleConfig};
 use crate::mapping::{MapError, Mapper, Mapping, PluginVersion, TopicScope};
-use crate::sink::{Delivery, PublishError, Publisher};
+use crate::sink::{Delivery, Publish, PublishError, Publisher, QoS};
 use crate::source::{Acks, Batch, Message, MessageQueue, Source, Subscription};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashMap;
@@ -217,6 +217,13 @@ async fn consume<S: Source, P: Publisher, V: PluginVersion>(
     outcome
 }
 
+/// Messages of one batch mapped and not yet handed to the sink, with how many publishes each made.
+#[derive(Default)]
+struct Mapped {
+    messages: Vec<(Arc<Message>, usize)>,
+    publishes: Vec<Publish>,
+}
+
 /// Which worker serves each queue: a new queue goes to the worker with the fewest queues.
 struct Assignment {
     lanes: HashMap<MessageQueue, usize>,
@@ -275,19 +282,13 @@ impl<P: Publisher, A: Acks, V: PluginVersion> Worker<P, A, V> {
                 }
                 batch = batches.recv() => {
                     let Some(batch) = batch else { return Outcome::Stop };
-                    for message in batch.messages {
-                        if let Some(outcome) = self.swap_plugin(mapper) {
-                            return outcome;
-                        }
-                        let message = Arc::new(Message(message));
-                        let outcome = tokio::select! {
-                            biased;
-                            _ = stopped(&mut halt_mid_message) => Some(Outcome::Stop),
-                            o = self.handle(mapper, &batch.queue, message) => o,
-                        };
-                        if let Some(outcome) = outcome {
-                            return outcome;
-                        }
+                    let outcome = tokio::select! {
+                        biased;
+                        _ = stopped(&mut halt_mid_message) => Some(Outcome::Stop),
+                        o = self.handle(mapper, batch) => o,
+                    };
+                    if let Some(outcome) = outcome {
+                        return outcome;
                     }
                 }
             }
@@ -311,38 +312,73 @@ impl<P: Publisher, A: Acks, V: PluginVersion> Worker<P, A, V> {
         None
     }
 
-    /// Maps one message and queues its publishes; `Some` ends the loop (pause).
-    async fn handle(&mut self, mapper: &mut Mapper<V::Instance>, queue: &MessageQueue, message: Arc<Message>) -> Option<Outcome> {
-        self.counters.messages.fetch_add(1, Relaxed);
-        let started = Instant::now();
-        let mapped = mapper.map(&message);
-        self.counters.map_seconds.observe(started.elapsed().as_secs_f64());
-        let publishes = match mapped {
-            Ok(p) => p,
-            Err(e) => return self.on_error(queue, &message, e).await,
-        };
-        let mut deliveries: Vec<Delivery> = Vec::with_capacity(publishes.len());
-        for publish in publishes {
-            let qos = publish.qos;
-            match self.publisher.publish(publish).await {
-                Ok(d) => {
-                    self.counters.count_publish(qos);
-                    deliveries.push(d);
+    /// Maps a batch message by message and hands the publishes to the sink a few dozen at a time,
+    /// in order; `Some` ends the loop (pause, plugin removed, sink closed).
+    async fn handle(&mut self, mapper: &mut Mapper<V::Instance>, batch: Batch) -> Option<Outcome> {
+        let queue = batch.queue;
+        let mut mapped = Mapped::default();
+        for message in batch.messages {
+            if let Some(outcome) = self.swap_plugin(mapper) {
+                return self.hand_over(&queue, &mut mapped).await.or(Some(outcome));
+            }
+            let message = Arc::new(Message(message));
+            self.counters.messages.fetch_add(1, Relaxed);
+            let started = Instant::now();
+            let result = mapper.map(&message);
+            self.counters.map_seconds.observe(started.elapsed().as_secs_f64());
+            match result {
+                Ok(publishes) => {
+                    mapped.messages.push((message, publishes.len()));
+                    mapped.publishes.extend(publishes);
+                    if mapped.publishes.len() >= self.publisher.max_batch() {
+                        if let Some(outcome) = self.hand_over(&queue, &mut mapped).await {
+                            return Some(outcome);
+                        }
+                    }
                 }
-                // The sink closes only at shutdown: leave the message unacknowledged.
+                Err(e) => {
+                    // What came before goes out first, so a pause stops exactly at this message.
+                    if let Some(outcome) = self.hand_over(&queue, &mut mapped).await {
+                        return Some(outcome);
+                    }
+                    if let Some(outcome) = self.on_error(&queue, &message, e).await {
+                        return Some(outcome);
+                    }
+                }
+            }
+        }
+        self.hand_over(&queue, &mut mapped).await
+    }
+
+    /// Hands what is mapped to the sink and tracks each message until its publishes complete.
+    async fn hand_over(&mut self, queue: &MessageQueue, mapped: &mut Mapped) -> Option<Outcome> {
+        let mut deliveries = Vec::with_capacity(mapped.publishes.len());
+        while !mapped.publishes.is_empty() {
+            let chunk: Vec<Publish> = mapped.publishes.drain(..mapped.publishes.len().min(self.publisher.max_batch())).collect();
+            let qos: Vec<QoS> = chunk.iter().map(|p| p.qos).collect();
+            match self.publisher.publish(chunk).await {
+                Ok(d) => {
+                    qos.into_iter().for_each(|q| self.counters.count_publish(q));
+                    deliveries.extend(d);
+                }
+                // The sink closes only at shutdown: leave the messages unacknowledged.
                 Err(_) => return Some(Outcome::Stop),
             }
         }
-        self.counters.in_flight.fetch_add(1, Relaxed);
-        let queue = queue.clone();
-        self.pending.push(Box::pin(async move {
-            for d in deliveries {
-                if let Err(e) = d.wait().await {
-                    return (queue, message, Err(e));
+        let mut deliveries = deliveries.into_iter();
+        for (message, count) in mapped.messages.drain(..) {
+            let mine: Vec<Delivery> = deliveries.by_ref().take(count).collect();
+            self.counters.in_flight.fetch_add(1, Relaxed);
+            let queue = queue.clone();
+            self.pending.push(Box::pin(async move {
+                for d in mine {
+                    if let Err(e) = d.wait().await {
+                        return (queue, message, Err(e));
+                    }
                 }
-            }
-            (queue, message, Ok(()))
-        }));
+                (queue, message, Ok(()))
+            }));
+        }
         None
     }
 

@@ -152,7 +152,7 @@ fn endpoint(c: &MqttConfig) -> String {
 
 fn accept(cmd: Command, session: &mut Session, close: &mut Option<(Instant, oneshot::Sender<()>)>) {
     match cmd {
-        Command::Publish(entry) => session.push(entry),
+        Command::Publish(entries) => entries.into_iter().for_each(|entry| session.push(entry)),
         Command::Close(grace, reply) => *close = Some((Instant::now() + grace, reply)),
     }
 }

@@ -57,20 +57,31 @@ impl Delivery {
 }
 
 pub(crate) enum Command {
-    Publish(Entry),
+    /// In order; one command for many publishes wakes the connection once for all of them.
+    Publish(Vec<Entry>),
     /// Wait up to the duration for outstanding publishes, then DISCONNECT and end.
     Close(Duration, oneshot::Sender<()>),
 }
 
 /// Where a rule's publishes go: the seam between the rule runner and the MQTT connection.
 pub trait Publisher: Clone + Send + Sync + 'static {
-    /// Queues a publish once there is room; the delivery completes when it is acknowledged.
-    fn publish(&self, publish: Publish) -> impl Future<Output = Result<Delivery, PublishError>> + Send;
+    /// Queues publishes, in order, once the window has room for all of them (at most
+    /// [`Publisher::max_batch`] at once); each delivery completes when its publish is acknowledged.
+    fn publish(&self, publishes: Vec<Publish>) -> impl Future<Output = Result<Vec<Delivery>, PublishError>> + Send;
+    /// The most publishes one call may hand over.
+    fn max_batch(&self) -> usize;
 }
 
+/// The most publishes a rule hands over at once: few enough that a batch never waits for the
+/// window to be nearly empty, enough that the connection wakes once for many.
+const MAX_BATCH: usize = 64;
+
 impl Publisher for Sink {
-    fn publish(&self, publish: Publish) -> impl Future<Output = Result<Delivery, PublishError>> + Send {
-        Sink::publish(self, publish)
+    fn publish(&self, publishes: Vec<Publish>) -> impl Future<Output = Result<Vec<Delivery>, PublishError>> + Send {
+        Sink::publish_all(self, publishes)
+    }
+    fn max_batch(&self) -> usize {
+        MAX_BATCH.min(self.max_inflight / 4).max(1)
     }
 }
 
@@ -102,10 +113,31 @@ impl Sink {
 
     /// Queues a publish once the window has room; the returned delivery completes on its ack.
     pub async fn publish(&self, publish: Publish) -> Result<Delivery, PublishError> {
-        let permit = self.window.clone().acquire_owned().await.map_err(|_| PublishError::Closed)?;
-        let (done, delivery) = Delivery::channel();
-        self.commands.send(Command::Publish(Entry { publish, done, permit, queued_at: Instant::now() })).map_err(|_| PublishError::Closed)?;
-        Ok(delivery)
+        let mut deliveries = self.publish_all(vec![publish]).await?;
+        Ok(deliveries.pop().expect("one delivery per publish"))
+    }
+
+    /// Queues publishes, in order, once the window has room for all of them; a delivery per
+    /// publish. More than the window (`max_inflight`) can never fit: keep batches small.
+    pub async fn publish_all(&self, publishes: Vec<Publish>) -> Result<Vec<Delivery>, PublishError> {
+        let count = u32::try_from(publishes.len()).ok().filter(|&n| n as usize <= self.max_inflight);
+        let Some(count) = count else {
+            return Err(PublishError::Unsendable(format!("{} publishes at once exceed the window of {}", publishes.len(), self.max_inflight)));
+        };
+        let mut permits = self.window.clone().acquire_many_owned(count).await.map_err(|_| PublishError::Closed)?;
+        let queued_at = Instant::now();
+        let mut deliveries = Vec::with_capacity(publishes.len());
+        let entries = publishes
+            .into_iter()
+            .map(|publish| {
+                let permit = permits.split(1).expect("one permit per publish");
+                let (done, delivery) = Delivery::channel();
+                deliveries.push(delivery);
+                Entry { publish, done, permit, queued_at }
+            })
+            .collect();
+        self.commands.send(Command::Publish(entries)).map_err(|_| PublishError::Closed)?;
+        Ok(deliveries)
     }
 
     /// Whether the broker connection is up now.

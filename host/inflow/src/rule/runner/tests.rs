@@ -75,19 +75,27 @@ impl Acks for FakeAcks {
     }
 }
 
-/// Hands every publish to the test with the sender that completes it; one whose topic has
-/// "/slow" waits for room 10 ms first.
+/// Hands every publish to the test with the sender that completes it, at most three per call (so
+/// batches are handed over in parts); a call with a topic that has "/slow" waits 10 ms first.
 #[derive(Clone)]
 struct FakePublisher(mpsc::UnboundedSender<(Publish, Completion)>);
 
 impl Publisher for FakePublisher {
-    async fn publish(&self, publish: Publish) -> Result<Delivery, PublishError> {
-        if publish.topic.contains("/slow") {
+    async fn publish(&self, publishes: Vec<Publish>) -> Result<Vec<Delivery>, PublishError> {
+        assert!(publishes.len() <= self.max_batch(), "{} publishes in one call", publishes.len());
+        if publishes.iter().any(|p| p.topic.contains("/slow")) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let (done, delivery) = Delivery::channel();
-        self.0.send((publish, done)).map_err(|_| PublishError::Closed)?;
-        Ok(delivery)
+        let mut deliveries = Vec::new();
+        for publish in publishes {
+            let (done, delivery) = Delivery::channel();
+            self.0.send((publish, done)).map_err(|_| PublishError::Closed)?;
+            deliveries.push(delivery);
+        }
+        Ok(deliveries)
+    }
+    fn max_batch(&self) -> usize {
+        3
     }
 }
 
