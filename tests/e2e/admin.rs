@@ -3,7 +3,7 @@
 //! (checked through a real Prometheus and promtool), the consumer lag agrees with the
 //! broker's own figures, and off loopback the bearer token guards everything and is never logged.
 
-use inflow_e2e::{alerts_file, free_port, http_get, Admin, promtool, repo_root, unique_name, Config, Inflow, Mosquitto, MqttVersion, Produce, Prometheus, RocketMq, Rule};
+use inflow_e2e::{sample, alerts_file, free_port, http_get, Admin, promtool, repo_root, unique_name, Config, Inflow, Mosquitto, MqttVersion, Produce, Prometheus, RocketMq, Rule};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,11 +28,6 @@ fn wait_until(what: &str, timeout: Duration, inflow: &Inflow, mut done: impl FnM
 /// Polls `path` until its status is `want`; returns the body.
 fn wait_status(port: u16, path: &str, want: u16, inflow: &Inflow) -> String {
     Admin { port }.wait_status(path, want, || inflow.log())
-}
-
-/// The value of the series `series` (name and labels exactly as exposed) in an exposition.
-fn sample(exposition: &str, series: &str) -> Option<f64> {
-    exposition.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 fn admin_listen(port: u16) -> String {

@@ -1,7 +1,7 @@
 //! The `inflow` service end to end: real RocketMQ (Java producer) → inflow (subprocess) → real
 //! Mosquitto → MQTT 3.1.1 / 5 subscribers. Run by scripts/test.sh for each RocketMQ version.
 
-use inflow_e2e::{repo_root, unique_name, Config, Inflow, Mosquitto, MqttMessage, MqttVersion, Produce, RocketMq, Rule};
+use inflow_e2e::{free_port, repo_root, sample, unique_name, Admin, Config, Inflow, Mosquitto, MqttMessage, MqttVersion, Produce, RocketMq, Rule};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -450,9 +450,21 @@ fn tls_with_password_delivers_and_a_wrong_password_is_refused_clearly() {
             // The certificate's DNS name too: a refused CONNECT means the TLS handshake passed.
             cfg = cfg.mqtt_url(&format!("mqtts://localhost:{}", mqtt.port));
         }
+        let admin = Admin { port: free_port() };
+        cfg = cfg.line("admin", &format!("listen = \"127.0.0.1:{}\"", admin.port));
         let bad = Inflow::start_with_env(&cfg, &[("INFLOW_MQTT_PASSWORD", wrong)]);
-        bad.wait_for_log("MQTT connect failed", 2, Duration::from_secs(30));
+        bad.wait_for_log("MQTT connect failed", 1, Duration::from_secs(30));
+        // Readiness names the refusal; the metrics show the attempts, which back off.
+        let ready = admin.wait_until("/readyz", |code, body| code == 503 && body.contains("username or password"), || bad.log());
+        assert!(ready.contains("\"mqtt\""), "MQTT {protocol}: /readyz does not blame MQTT: {ready}");
+        std::thread::sleep(Duration::from_secs(8));
+        let metrics = admin.get("/metrics").1;
+        let attempts = sample(&metrics, "inflow_mqtt_connect_attempts_total").unwrap_or_else(|| panic!("no attempts counter:\n{metrics}"));
+        assert_eq!(sample(&metrics, "inflow_mqtt_connected"), Some(0.0), "MQTT {protocol}: connected?\n{metrics}");
+        // 100 ms doubling to the 5 s cap: 7 attempts in the first ~8 s, never a tight loop.
+        assert!((2.0..=10.0).contains(&attempts), "MQTT {protocol}: {attempts} connect attempts in ~8 s:\n{}", bad.log());
         let log = bad.log();
+        assert_eq!(bad.log_count("MQTT connect failed"), 1, "MQTT {protocol}: repeats of one refusal are logged at DEBUG only:\n{log}");
         let failure = log.lines().find(|l| l.contains("MQTT connect failed")).unwrap_or_else(|| panic!("MQTT {protocol}: no connect failure logged:\n{log}"));
         assert!(
             failure.contains("the broker refused the connection") && failure.contains("username or password"),

@@ -60,3 +60,9 @@ impl Admin {
         self.wait_until(&format!("/api/v1/rules/{id}/status"), |code, body| code == 200 && body.contains(&want), log);
     }
 }
+
+/// The value of the series `series` (name and labels exactly as exposed) in a Prometheus
+/// exposition, e.g. a `/metrics` body.
+pub fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}

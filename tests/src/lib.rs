@@ -23,7 +23,7 @@ pub mod prometheus;
 pub mod rig;
 pub mod rocketmq;
 
-pub use admin::Admin;
+pub use admin::{sample, Admin};
 pub use config::{toml_string, Config, Rule};
 pub use http::{free_port, http_get, http_request};
 pub use inflow::{inflow_bin, Inflow};

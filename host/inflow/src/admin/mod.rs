@@ -90,7 +90,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub fn unready_reasons(state: &AdminState) -> Vec<serde_json::Value> {
     let mut reasons = Vec::new();
     if !state.sink.is_connected() {
-        reasons.push(json!({"component": "mqtt", "reason": "not connected to the MQTT broker"}));
+        let reason = match state.sink.last_error() {
+            Some(why) => format!("not connected to the MQTT broker: {why}"),
+            None => "not connected to the MQTT broker".to_string(),
+        };
+        reasons.push(json!({"component": "mqtt", "reason": reason}));
     }
     for rule in state.rules.snapshot() {
         let why = match &rule.status {
