@@ -562,3 +562,37 @@ fn three_hosts_share_a_rule_and_take_over_each_others_queues() {
     eprintln!("a host back: queues spread {spread:?} after its start; {} of 2000 arrived, {duplicates} duplicates", got.len());
     assert_eq!(got.len(), 2000, "messages lost after a host came back\n{}\n-----\n{}", a.log(), c.log());
 }
+
+// ---- many rules on one host -------------------------------------------------------------------
+
+#[test]
+fn a_thousand_rules_start_without_an_error_and_each_delivers() {
+    const TOPICS: usize = 10;
+    const RULES_PER_TOPIC: usize = 100;
+    let rmq = RocketMq::shared();
+    // Its own broker, so one subscription to everything sees this test's messages only.
+    let mqtt = &Mosquitto::start();
+    let base = unique_name("many");
+    let topics: Vec<String> = (0..TOPICS).map(|t| format!("{base}-t{t}")).collect();
+    for topic in &topics {
+        rmq.create_topic(topic, 4);
+        rmq.java().produce(topic, &Produce::new(1).body("seq={seq}"));
+    }
+    let sub = mqtt.subscribe("#", MqttVersion::V5);
+    let mut config = Config::new(rmq, mqtt);
+    for (t, topic) in topics.iter().enumerate() {
+        for r in 0..RULES_PER_TOPIC {
+            config = config.rule(Rule::new(&format!("many-{t}-{r}"), topic, &format!("{base}-{t}-{r}")));
+        }
+    }
+    let started = Instant::now();
+    let inflow = Inflow::start(&config);
+    let rules = TOPICS * RULES_PER_TOPIC;
+    let got = sub.wait_for(rules, Duration::from_secs(180));
+    eprintln!("{rules} rules: {} messages delivered {:.1} s after start", got.len(), started.elapsed().as_secs_f64());
+    let parents: std::collections::BTreeSet<&str> = got.iter().map(|m| m.topic.as_str()).collect();
+    assert_eq!(parents.len(), rules, "not every rule delivered its message; log:\n{}", inflow.log());
+    // Shared heartbeats and spread rebalances: starting many rules is not an error condition.
+    let errors: Vec<String> = inflow.log_lines().into_iter().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(errors.is_empty(), "{} ERROR lines while {rules} rules started, e.g.:\n{}", errors.len(), errors.iter().take(5).cloned().collect::<Vec<_>>().join("\n"));
+}
