@@ -2,8 +2,10 @@
 //!
 //! 1. RocketMQ consume alone: the official Java consumer drains the pre-loaded topic.
 //! 2. MQTT publish alone: inflow's sink publishes the same number of QoS 1 messages.
-//! 3. inflow, built-in mapping: RocketMQ → inflow → Mosquitto → subscriber.
-//! 4. inflow, Rust plugin (json-router): the same with the example plugin.
+//! 3. The ceiling: our consumer drains the topic while our sink publishes as many, at once, in
+//!    one process; no bridge on this machine carries more than the slower of the two.
+//! 4. inflow, built-in mapping: RocketMQ → inflow → Mosquitto → subscriber.
+//! 5. inflow, Rust plugin (json-router): the same with the example plugin.
 //!
 //! Throughput is counted at an MQTT subscriber (first to last message); inflow's CPU is the
 //! getrusage of its process (wait4), divided by the messages forwarded.
@@ -138,35 +140,76 @@ fn self_cpu_micros() -> f64 {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
+/// Our sink publishing `count` QoS 1 messages of SIZE bytes under `parent`, and waiting for every ack.
+async fn publish(count: u64, parent: &str) {
+    let text = format!(
+        "[rocketmq]\nnamesrv = [\"127.0.0.1:9876\"]\n[mqtt]\nurl = \"mqtt://{}\"\nclient_id = \"{}\"\nmax_inflight = 1024\n",
+        env("INFLOW_TEST_MQTT"),
+        unique("bench-pub")
+    );
+    let no_env = |_: &str| None;
+    let no_plugins = |_: &Path, _: &str| false;
+    let config = parse(&text, &Context { base_dir: Path::new("."), env: &no_env, plugin_exists: &no_plugins }).unwrap();
+    let sink = Sink::start(config.mqtt).unwrap();
+    let body = Bytes::from(vec![b'x'; SIZE]);
+    let mut pending = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let d = sink.publish(Publish::new(format!("{parent}/t"), QoS::AtLeastOnce, body.clone())).await.unwrap();
+        pending.push(d);
+    }
+    for d in pending {
+        d.wait().await.unwrap();
+    }
+    sink.close(Duration::from_secs(1)).await;
+}
+
+/// Our consumer draining `count` messages of `topic` (acknowledging each); the time from its
+/// first batch to the last.
+async fn drain(topic: &str, count: u64) -> Duration {
+    let client = rocketmq_remoting::Client::new(rocketmq_remoting::ClientConfig::new([env("INFLOW_TEST_NAMESRV")])).unwrap();
+    let mut cfg = rocketmq_remoting::ConsumerConfig::new(unique("bench-ceiling"), topic.to_string());
+    cfg.start = rocketmq_remoting::StartPosition::Earliest;
+    let mut consumer = rocketmq_remoting::Consumer::start(client, cfg).await.unwrap();
+    let mut first = None;
+    let mut seen = 0;
+    while seen < count {
+        let batch = consumer.recv().await.expect("the consumer runs");
+        first.get_or_insert_with(Instant::now);
+        for m in &batch.messages {
+            consumer.ack(&batch.queue, m.queue_offset);
+        }
+        seen += batch.messages.len() as u64;
+    }
+    let took = first.map(|f| f.elapsed()).unwrap_or_default();
+    let _ = consumer.shutdown().await;
+    took
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
 fn mqtt_alone(count: u64) -> (f64, f64) {
     let parent = unique("bench-mqtt");
     let sub = Subscriber::start(&format!("{parent}/#"), count);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let cpu_before = self_cpu_micros();
-    rt.block_on(async {
-        let text = format!(
-            "[rocketmq]\nnamesrv = [\"127.0.0.1:9876\"]\n[mqtt]\nurl = \"mqtt://{}\"\nclient_id = \"{}\"\nmax_inflight = 1024\n",
-            env("INFLOW_TEST_MQTT"),
-            unique("bench-pub")
-        );
-        let no_env = |_: &str| None;
-        let no_plugins = |_: &Path, _: &str| false;
-        let config = parse(&text, &Context { base_dir: Path::new("."), env: &no_env, plugin_exists: &no_plugins }).unwrap();
-        let sink = Sink::start(config.mqtt).unwrap();
-        let body = Bytes::from(vec![b'x'; SIZE]);
-        let mut pending = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let d = sink.publish(Publish::new(format!("{parent}/t"), QoS::AtLeastOnce, body.clone())).await.unwrap();
-            pending.push(d);
-        }
-        for d in pending {
-            d.wait().await.unwrap();
-        }
-        sink.close(Duration::from_secs(1)).await;
-    });
+    runtime().block_on(publish(count, &parent));
     let cpu = self_cpu_micros() - cpu_before;
     let took = sub.wait(count);
     (rate(count, took), cpu / count as f64)
+}
+
+/// The ceiling of this machine: our consumer draining `topic` while our sink publishes as many
+/// messages, at the same time in one process, as a bridge must. No bridge can carry more than
+/// the slower of the two; (that rate, CPU µs per message for both together).
+fn ceiling(topic: &str, count: u64) -> (f64, f64) {
+    let parent = unique("bench-ceiling");
+    let sub = Subscriber::start(&format!("{parent}/#"), count);
+    let cpu_before = self_cpu_micros();
+    let drained = runtime().block_on(async { tokio::join!(drain(topic, count), publish(count, &parent)).0 });
+    let cpu = self_cpu_micros() - cpu_before;
+    let published = sub.wait(count);
+    (rate(count, drained.max(published)), cpu / count as f64)
 }
 
 fn main() {
@@ -187,17 +230,19 @@ fn main() {
     assert_eq!(json_body.len(), SIZE);
     produce_json(&plugin_topic, count, &json_body);
 
-    eprintln!("1/4 RocketMQ consume alone (Java consumer) ...");
+    eprintln!("1/5 RocketMQ consume alone (Java consumer) ...");
     let drain = java(&["drain", "--group", &unique("bench-drain"), "--topic", &builtin_topic, "--count", &count.to_string(), "--timeout", "300"]);
-    eprintln!("2/4 MQTT publish alone (inflow's sink, QoS 1) ...");
+    eprintln!("2/5 MQTT publish alone (inflow's sink, QoS 1) ...");
     let (mqtt_rate, mqtt_cpu) = mqtt_alone(count);
-    eprintln!("3/4 inflow, built-in mapping ...");
+    eprintln!("3/5 the ceiling: our consumer and our sink at the same time ...");
+    let (ceiling_rate, ceiling_cpu) = ceiling(&builtin_topic, count);
+    eprintln!("4/5 inflow, built-in mapping ...");
     let parent = unique("bb");
     let rule = format!(
         "[[rule]]\nid = \"bench-builtin\"\nsource = {{ topic = \"{builtin_topic}\", start = \"earliest\" }}\ntarget = {{ parent_topic = \"{parent}\" }}\n"
     );
     let (builtin_rate, builtin_cpu) = inflow_run(&rule, &parent, count, &plugins);
-    eprintln!("4/4 inflow, Rust plugin ...");
+    eprintln!("5/5 inflow, Rust plugin ...");
     let parent = unique("bp");
     let rule = format!(
         "[[rule]]\nid = \"bench-plugin\"\nsource = {{ topic = \"{plugin_topic}\", start = \"earliest\" }}\ntarget = {{ parent_topic = \"{parent}\" }}\n\
@@ -207,16 +252,18 @@ fn main() {
     let _ = std::fs::remove_dir_all(&plugins);
 
     println!("inflow end-to-end benchmark: {count} messages of {SIZE} B, QoS 1, RocketMQ {}", env("INFLOW_TEST_ROCKETMQ_VERSION"));
-    println!("| path | msg/s | CPU µs/msg (of that process) |");
-    println!("|---|---:|---:|");
+    println!("| path | msg/s | of the ceiling | CPU µs/msg (of that process) |");
+    println!("|---|---:|---:|---:|");
+    let of_ceiling = |r: f64| format!("{:.0} %", 100.0 * r / ceiling_rate);
     println!(
-        "| RocketMQ consume alone (Java push consumer) | {:.0} | {:.1} |",
+        "| RocketMQ consume alone (Java push consumer) | {:.0} | | {:.1} |",
         drain["msgPerSec"].as_f64().unwrap_or(f64::NAN),
         drain["cpuMicrosPerMsg"].as_f64().unwrap_or(f64::NAN)
     );
-    println!("| MQTT publish alone (inflow sink → Mosquitto → subscriber) | {mqtt_rate:.0} | {mqtt_cpu:.1} |");
-    println!("| inflow, built-in mapping | {builtin_rate:.0} | {builtin_cpu:.1} |");
-    println!("| inflow, Rust plugin (json-router) | {plugin_rate:.0} | {plugin_cpu:.1} |");
+    println!("| MQTT publish alone (inflow sink → Mosquitto → subscriber) | {mqtt_rate:.0} | | {mqtt_cpu:.1} |");
+    println!("| ceiling: our consumer draining and our sink publishing at once | {ceiling_rate:.0} | 100 % | {ceiling_cpu:.1} |");
+    println!("| inflow, built-in mapping | {builtin_rate:.0} | {} | {builtin_cpu:.1} |", of_ceiling(builtin_rate));
+    println!("| inflow, Rust plugin (json-router) | {plugin_rate:.0} | {} | {plugin_cpu:.1} |", of_ceiling(plugin_rate));
 }
 
 /// Pre-loads `count` copies of one JSON body with `inflow send` (our producer): the Java tool's

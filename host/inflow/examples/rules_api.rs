@@ -1,11 +1,12 @@
-//! Benchmark of the rule lifecycle through the real brokers: N rules (default 1 000) created
-//! through the admin API one by one, each with its own consumer group and parent topic, on one
-//! topic. Prints the time the N `PUT`s take, the time until every rule consumes, inflow's
-//! resident memory then, one `/metrics` scrape (time and bytes) and the time a SIGTERM takes.
+//! Benchmark of many rules on one host through the real brokers: N rules (default 1 000), each
+//! with its own consumer group and parent topic, on one topic, created through the admin API one
+//! by one, or (`file`) all in the config file inflow starts with. Prints the time the `PUT`s take,
+//! the time until every rule consumes, inflow's resident memory then, the WARN and ERROR lines it
+//! logged, one `/metrics` scrape (time and bytes) and the time a SIGTERM takes.
 //!
 //! ```sh
 //! eval "$(tests/rig/shared.sh up 4.9.8 /tmp/inflow-bench)"      # brokers (prints the exports)
-//! cargo build --release -p inflow && cargo run --release -p inflow --example rules_api [-- N]
+//! cargo build --release -p inflow && cargo run --release -p inflow --example rules_api [-- N [file]]
 //! tests/rig/shared.sh down /tmp/inflow-bench
 //! ```
 
@@ -33,6 +34,7 @@ fn rss_mib(pid: u32) -> f64 {
 
 fn main() {
     let count: usize = std::env::args().nth(1).map(|n| n.parse().expect("N: a number of rules")).unwrap_or(1000);
+    let in_file = std::env::args().nth(2).is_some_and(|m| m == "file");
     let dir = std::env::temp_dir().join(format!("inflow-rules-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let port = free_port();
@@ -43,28 +45,35 @@ fn main() {
         env("INFLOW_TEST_NAMESRV"),
         env("INFLOW_TEST_MQTT")
     );
-    std::fs::write(dir.join("inflow.toml"), config).unwrap();
+    std::fs::write(dir.join("inflow.toml"), &config).unwrap();
     // The topic must exist before its first consumer: one message creates it.
     let sent = Command::new(inflow_bin()).args(["send", "-c"]).arg(dir.join("inflow.toml")).args(["--topic", &topic, "--body", "x"]).stdout(Stdio::null()).status();
     assert!(sent.is_ok_and(|s| s.success()), "inflow send could not create the topic");
+    if in_file {
+        let rules: String = (0..count)
+            .map(|i| format!("[[rule]]\nid = \"bench-{i}\"\nsource.topic = \"{topic}\"\ntarget.parent_topic = \"bench-{i}\"\n"))
+            .collect();
+        std::fs::write(dir.join("inflow.toml"), config + &rules).unwrap();
+    }
+    let spawned = Instant::now();
     let mut inflow = Command::new(inflow_bin())
         .args(["run", "-c"])
         .arg(dir.join("inflow.toml"))
-        .env("INFLOW_LOG", "warn")
+        .env("INFLOW_LOG", std::env::var("INFLOW_LOG").unwrap_or_else(|_| "warn".into()))
         .stderr(Stdio::from(std::fs::File::create(dir.join("inflow.log")).unwrap()))
         .spawn()
         .expect("start inflow");
     let base = format!("http://127.0.0.1:{port}");
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while agent.get(&format!("{base}/healthz")).call().is_err() {
         assert!(Instant::now() < deadline, "inflow's admin server did not come up; see {}", dir.join("inflow.log").display());
         std::thread::sleep(Duration::from_millis(50));
     }
     let rss_before = rss_mib(inflow.id());
 
-    let start = Instant::now();
-    for i in 0..count {
+    let start = if in_file { spawned } else { Instant::now() };
+    for i in (0..count).filter(|_| !in_file) {
         let body = serde_json::json!({ "source": { "topic": topic }, "target": { "parent_topic": format!("bench-{i}") } });
         let answer = agent.put(&format!("{base}/api/v1/rules/bench-{i}")).send_json(&body).expect("PUT a rule");
         assert_eq!(answer.status().as_u16(), 201, "PUT bench-{i}");
@@ -90,11 +99,24 @@ fn main() {
     inflow.wait().unwrap();
     let stopped = stop.elapsed();
 
-    println!("{count} rules through the admin API (one topic, a group and a parent topic each):");
-    println!("  {count} PUTs one by one:          {:.2} s ({:.1} ms per rule)", created.as_secs_f64(), created.as_secs_f64() * 1000.0 / count as f64);
-    println!("  until every rule consumes:    {:.2} s after the first PUT", running.as_secs_f64());
-    println!("  resident memory:              {rss:.0} MiB ({rss_before:.0} MiB with no rule)");
+    let log = std::fs::read_to_string(dir.join("inflow.log")).unwrap_or_default();
+    let lines = |level: &str| log.lines().filter(|l| l.contains(level)).count();
+    if in_file {
+        println!("{count} rules in the config file (one topic, a group and a parent topic each):");
+        println!("  until every rule consumes:    {:.2} s after inflow started", running.as_secs_f64());
+        println!("  resident memory:              {rss:.0} MiB");
+    } else {
+        println!("{count} rules through the admin API (one topic, a group and a parent topic each):");
+        println!("  {count} PUTs one by one:          {:.2} s ({:.1} ms per rule)", created.as_secs_f64(), created.as_secs_f64() * 1000.0 / count as f64);
+        println!("  until every rule consumes:    {:.2} s after the first PUT", running.as_secs_f64());
+        println!("  resident memory:              {rss:.0} MiB ({rss_before:.0} MiB with no rule)");
+    }
+    println!("  log lines:                    {} WARN, {} ERROR", lines(" WARN "), lines(" ERROR "));
     println!("  one /metrics scrape:          {:.1} ms, {} KiB", scrape.as_secs_f64() * 1000.0, metrics.len() / 1024);
     println!("  SIGTERM until exit:           {:.2} s", stopped.as_secs_f64());
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("KEEP").is_some() {
+        println!("  log: {}", dir.join("inflow.log").display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

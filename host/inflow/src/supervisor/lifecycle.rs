@@ -14,7 +14,7 @@
 use super::Supervisor;
 use crate::config::rule_files::{self, read_rule_folder, rule_file, rule_file_text, write_atomically};
 use crate::config::{self, Config, ConfigErrors, PluginLookup, RuleConfig};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -81,11 +81,29 @@ struct Catalog {
     rules_dir: PathBuf,
     plugin_dir: PathBuf,
     /// The `[[rule]]`s of the config file, as written there.
-    main: Vec<RuleConfig>,
+    main: MainRules,
     /// The rules of the folder, by id.
     files: BTreeMap<String, RuleConfig>,
     /// The enabled state the API gave rules of the config file.
     main_enabled: BTreeMap<String, bool>,
+}
+
+/// The config file's rules in their order, found by id in constant time (a list of ten
+/// thousand rules asks for each).
+struct MainRules {
+    rules: Vec<RuleConfig>,
+    by_id: HashMap<String, usize>,
+}
+
+impl MainRules {
+    fn new(rules: Vec<RuleConfig>) -> MainRules {
+        let by_id = rules.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
+        MainRules { rules, by_id }
+    }
+
+    fn get(&self, id: &str) -> Option<&RuleConfig> {
+        self.by_id.get(id).map(|&i| &self.rules[i])
+    }
 }
 
 impl Control {
@@ -96,7 +114,7 @@ impl Control {
             config_path: config_path.to_path_buf(),
             rules_dir: config.rules_dir.clone(),
             plugin_dir: config.plugins.dir.clone(),
-            main: config.rules.clone(),
+            main: MainRules::new(config.rules.clone()),
             files: BTreeMap::new(),
             main_enabled: BTreeMap::new(),
         };
@@ -106,7 +124,7 @@ impl Control {
         let refused = catalog.reread_folder();
         counters.refused.fetch_add(refused, Relaxed);
         let supervisor = Supervisor::start(Config { rules: catalog.wanted(), ..config.clone() }, drain_grace).await?;
-        info!(rules = catalog.main.len() + catalog.files.len(), from_folder = catalog.files.len(), folder = %catalog.rules_dir.display(), "rules loaded");
+        info!(rules = catalog.main.rules.len() + catalog.files.len(), from_folder = catalog.files.len(), folder = %catalog.rules_dir.display(), "rules loaded");
         Ok(Control {
             rules_dir: catalog.rules_dir.clone(),
             config_path: config_path.to_path_buf(),
@@ -242,7 +260,7 @@ impl Control {
                 for section in restart_only_changes(&inner.started, &config) {
                     warn!(file = %path.display(), "{section} changed: inflow applies it only when it restarts; the rules are reloaded");
                 }
-                inner.catalog.main = config.rules;
+                inner.catalog.main = MainRules::new(config.rules);
             }
             Err(e) => {
                 self.counters.refused.fetch_add(1, Relaxed);
@@ -278,12 +296,12 @@ impl Catalog {
     /// Every rule as it should run: the config file's, with the enabled states the API gave
     /// them, and the folder's.
     fn wanted(&self) -> Vec<RuleConfig> {
-        self.main.iter().map(|rule| self.with_api_state(rule)).chain(self.files.values().cloned()).collect()
+        self.main.rules.iter().map(|rule| self.with_api_state(rule)).chain(self.files.values().cloned()).collect()
     }
 
     /// One rule as it should run.
     fn wanted_rule(&self, id: &str) -> Option<RuleConfig> {
-        match self.main.iter().find(|r| r.id == id) {
+        match self.main.get(id) {
             Some(rule) => Some(self.with_api_state(rule)),
             None => self.files.get(id).cloned(),
         }
@@ -296,7 +314,7 @@ impl Catalog {
 
     /// Whether rule `id` is one of the config file's.
     fn is_main(&self, id: &str) -> bool {
-        self.main.iter().any(|r| r.id == id)
+        self.main.get(id).is_some()
     }
 
     fn entry(&self, config: RuleConfig) -> RuleEntry {
@@ -327,7 +345,7 @@ impl Catalog {
     /// Reads the folder and its state file again; returns how many files it refused. A refused
     /// file's rule keeps running as it was, unless the config file now has a rule of its id.
     fn reread_folder(&mut self) -> u64 {
-        let folder = read_rule_folder(&self.rules_dir, &self.main, &PluginLookup::waiting(&self.plugin_dir));
+        let folder = read_rule_folder(&self.rules_dir, &self.main.rules, &PluginLookup::waiting(&self.plugin_dir));
         let mut files: BTreeMap<String, RuleConfig> = folder.rules.into_iter().map(|r| (r.id.clone(), r)).collect();
         for (path, errors) in &folder.refused {
             error!(file = %path.display(), "rule file refused, the rule keeps running as it was (if it ran): {errors}");
