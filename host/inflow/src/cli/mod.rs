@@ -42,6 +42,9 @@ pub enum PluginCommand {
     /// Run a plugin on sample messages and print the publishes it would make (or the error), or
     /// compare them with expected results (--expect).
     Test(plugin::PluginTestArgs),
+    /// Write a small plugin project (Rust, Python, JavaScript or C) that builds and passes its
+    /// own `plugin test --expect`, with a README of its build, test, deploy and log commands.
+    New(plugin::new::PluginNewArgs),
 }
 
 /// Runs the parsed command; the value is the process exit code.
@@ -53,6 +56,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Rules { admin, command } => rules::rules(admin, command),
         Command::Status(admin) => rules::status(admin),
         Command::Plugin(PluginCommand::Test(args)) => exit_code("inflow plugin test", plugin::run(args)),
+        Command::Plugin(PluginCommand::New(args)) => exit_code("inflow plugin new", plugin::new::run(args)),
     }
 }
 

@@ -50,6 +50,7 @@
 //! `--max-topic-bytes`, under `--parent-topic` or matched by an `--allow-topic`).
 
 mod expect;
+pub mod new;
 
 
 use anyhow::{anyhow, bail, Context};
