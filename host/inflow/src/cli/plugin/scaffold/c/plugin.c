@@ -4,6 +4,7 @@
 // Memory: the arguments and what host calls return are ours to free; what we return
 // must be malloc'd (the host frees it).
 
+#define _GNU_SOURCE  // asprintf, when the unit test builds this with glibc
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
