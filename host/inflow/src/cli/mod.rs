@@ -38,6 +38,7 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process: boxing saves nothing
 pub enum PluginCommand {
     /// Run a plugin on sample messages and print the publishes it would make (or the error), or
     /// compare them with expected results (--expect).

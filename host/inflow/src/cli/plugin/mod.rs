@@ -342,7 +342,7 @@ pub fn run(args: PluginTestArgs) -> anyhow::Result<()> {
         let result = instance
             .map(message.clone())
             .map_err(MapError::from)
-            .and_then(|publishes| publishes.iter().try_for_each(|p| topics.check(&p.topic)).map(|()| publishes));
+            .and_then(|publishes| topics.check_all(publishes.iter().map(|p| p.topic.as_str())).map(|()| publishes));
         match result {
             Err(err) if one_message && args.expect.is_none() => return Err(anyhow!(err)),
             result => mapped.push(MappedSample { name, outcome: Outcome::of(result, &message.body) }),
