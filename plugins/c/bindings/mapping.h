@@ -95,7 +95,9 @@ typedef struct {
 // One MQTT publish.
 typedef struct inflow_mapping_types_publish_t {
   // The whole MQTT topic, e.g. `devices/room1/temp`. It must not contain
-  // `+` or `#`, and must start with the rule's parent topic.
+  // `+` or `#`, and must be the rule's parent topic itself, a topic under
+  // it (`<parent>/...`), or one matched by a filter of the rule's
+  // `target.allow_topics`; any other topic fails the message.
   mapping_string_t   topic;
   inflow_mapping_types_qos_t   qos;
   bool   retain;
@@ -112,7 +114,8 @@ typedef struct inflow_mapping_types_publish_t {
 typedef struct inflow_mapping_types_rule_context_t {
   // The rule id from the configuration.
   mapping_string_t   rule_id;
-  // The rule's MQTT parent topic (first level of every topic it publishes).
+  // The rule's MQTT parent topic: the rule's publishes go to it or under
+  // it, unless `target.allow_topics` allows more.
   mapping_string_t   parent_topic;
 } inflow_mapping_types_rule_context_t;
 

@@ -38,9 +38,14 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process: boxing saves nothing
 pub enum PluginCommand {
-    /// Run a plugin on sample messages and print the publishes it would make (or the error).
+    /// Run a plugin on sample messages and print the publishes it would make (or the error), or
+    /// compare them with expected results (--expect).
     Test(plugin::PluginTestArgs),
+    /// Write a small plugin project (Rust, Python, JavaScript or C) that builds and passes its
+    /// own `plugin test --expect`, with a README of its build, test, deploy and log commands.
+    New(plugin::new::PluginNewArgs),
 }
 
 /// Runs the parsed command; the value is the process exit code.
@@ -51,13 +56,19 @@ pub fn main(cli: Cli) -> i32 {
         Command::Send(args) => send::send(args),
         Command::Rules { admin, command } => rules::rules(admin, command),
         Command::Status(admin) => rules::status(admin),
-        Command::Plugin(PluginCommand::Test(args)) => match plugin::run(args) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("inflow plugin test: {e:#}");
-                1
-            }
-        },
+        Command::Plugin(PluginCommand::Test(args)) => exit_code("inflow plugin test", plugin::run(args)),
+        Command::Plugin(PluginCommand::New(args)) => exit_code("inflow plugin new", plugin::new::run(args)),
+    }
+}
+
+/// 0, or 1 with the error on stderr after the command's name.
+fn exit_code(command: &str, result: anyhow::Result<()>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{command}: {e:#}");
+            1
+        }
     }
 }
 

@@ -207,13 +207,7 @@ impl RuleConfig {
 
     /// The sandbox limits of the rule's plugin instances.
     pub fn plugin_limits(&self) -> inflow_plugin::Limits {
-        inflow_plugin::Limits {
-            call_deadline: self.limits.call_deadline,
-            memory_bytes: self.limits.memory_bytes,
-            max_publishes: self.limits.max_publishes,
-            max_payload_bytes: self.limits.max_payload_bytes,
-            ..inflow_plugin::Limits::default()
-        }
+        self.limits.plugin_limits()
     }
 }
 
@@ -246,6 +240,19 @@ pub struct RuleLimits {
     pub max_payload_bytes: usize,
     /// Messages of the rule taken from RocketMQ but not yet acknowledged by MQTT, per queue.
     pub max_unacked_per_queue: usize,
+}
+
+impl RuleLimits {
+    /// The sandbox limits of plugin instances under these limits (`inflow plugin test` too).
+    pub fn plugin_limits(&self) -> inflow_plugin::Limits {
+        inflow_plugin::Limits {
+            call_deadline: self.call_deadline,
+            memory_bytes: self.memory_bytes,
+            max_publishes: self.max_publishes,
+            max_payload_bytes: self.max_payload_bytes,
+            ..inflow_plugin::Limits::default()
+        }
+    }
 }
 
 impl Default for RuleLimits {

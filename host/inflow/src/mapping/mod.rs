@@ -36,9 +36,7 @@ impl<I: PluginInstance> Mapper<I> {
             }
             Mapping::Plugin(instance) => plugin::map(instance, message),
         }?;
-        for publish in &publishes {
-            self.topics.check(&publish.topic)?;
-        }
+        self.topics.check_all(publishes.iter().map(|p| p.topic.as_str()))?;
         Ok(publishes)
     }
 }
@@ -56,7 +54,6 @@ pub struct TopicScope {
 impl TopicScope {
     /// Whether the rule may publish to `topic` (a valid MQTT topic name within the broker's
     /// length limit, and the rule's own); the error names the topic, the parent and the fix.
-    /// `inflow plugin test` checks with this too.
     pub fn check(&self, topic: &str) -> Result<(), MapError> {
         if let Err(MapError::BadProperty { reason, .. }) = builtin::check_topic_name("topic", topic) {
             return Err(MapError::TopicRefused { topic: topic.to_string(), reason });
@@ -76,6 +73,12 @@ impl TopicScope {
                 parent = self.parent
             ),
         })
+    }
+
+    /// [`Self::check`] for every topic of one message's publishes: the first refused one fails
+    /// the message. `inflow plugin test` checks with this too.
+    pub fn check_all<'a>(&self, topics: impl IntoIterator<Item = &'a str>) -> Result<(), MapError> {
+        topics.into_iter().try_for_each(|topic| self.check(topic))
     }
 }
 
