@@ -108,6 +108,7 @@ fn inflow_run(rules: &str, parent: &str, count: u64, plugins: &Path) -> (f64, f6
     );
     std::fs::write(dir.join("inflow.toml"), config).unwrap();
     let sub = Subscriber::start(&format!("{parent}/#"), count);
+    #[expect(clippy::zombie_processes, reason = "reaped below by wait4, which also gives its CPU time")]
     let child = Command::new(inflow_bin())
         .args(["run", "-c"])
         .arg(dir.join("inflow.toml"))
