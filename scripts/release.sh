@@ -23,8 +23,9 @@ fi
 step "build: cargo build --profile dist -p inflow --target $target"
 CC_x86_64_unknown_linux_musl=musl-gcc cargo build --locked --profile dist -p inflow --target "$target"
 bin="target/$target/dist/inflow"
-# A dynamic binary would run only beside a compatible libc: stop the release. (ldd exits non-zero
-# on a static one, saying "not a dynamic executable".)
+# A dynamic binary would run only beside a compatible libc: stop the release. Rust's musl target
+# links a static PIE (kept for ASLR), of which ldd says "statically linked"; a dynamic one lists
+# its libraries as "name => path".
 linked=$(ldd "$bin" 2>&1 || true)
 echo "ldd: $linked"
 if [[ $linked == *"=>"* ]]; then
