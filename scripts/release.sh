@@ -13,11 +13,11 @@ cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-musl
 step() { printf '\n==> %s  (%s)\n' "$*" "$(date +%T)"; }
 
-step "install: the musl target, musl-gcc (ring and wasmtime build C for the target)"
+step "install: the musl target, musl-gcc and make (ring, wasmtime and jemalloc build C for it)"
 rustup target add "$target"
-if ! command -v musl-gcc >/dev/null; then
+if ! command -v musl-gcc >/dev/null || ! command -v make >/dev/null; then
   sudo=""; ((EUID)) && sudo=sudo
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq musl-tools
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq musl-tools make
 fi
 
 step "build: cargo build --profile dist -p inflow --target $target"
