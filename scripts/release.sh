@@ -13,18 +13,19 @@ cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-musl
 step() { printf '\n==> %s  (%s)\n' "$*" "$(date +%T)"; }
 
-step "install: the musl target, musl-gcc (ring and wasmtime build C for the target)"
+step "install: the musl target, musl-gcc and make (ring, wasmtime and jemalloc build C for it)"
 rustup target add "$target"
-if ! command -v musl-gcc >/dev/null; then
+if ! command -v musl-gcc >/dev/null || ! command -v make >/dev/null; then
   sudo=""; ((EUID)) && sudo=sudo
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq musl-tools
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq musl-tools make
 fi
 
 step "build: cargo build --profile dist -p inflow --target $target"
 CC_x86_64_unknown_linux_musl=musl-gcc cargo build --locked --profile dist -p inflow --target "$target"
 bin="target/$target/dist/inflow"
-# A dynamic binary would run only beside a compatible libc: stop the release. (ldd exits non-zero
-# on a static one, saying "not a dynamic executable".)
+# A dynamic binary would run only beside a compatible libc: stop the release. Rust's musl target
+# links a static PIE (kept for ASLR), of which ldd says "statically linked"; a dynamic one lists
+# its libraries as "name => path".
 linked=$(ldd "$bin" 2>&1 || true)
 echo "ldd: $linked"
 if [[ $linked == *"=>"* ]]; then

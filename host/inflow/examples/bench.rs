@@ -14,7 +14,7 @@
 //! eval "$(tests/rig/shared.sh up 4.9.8 /tmp/inflow-bench)"      # brokers (prints the exports)
 //! plugins/build.sh rust
 //! cargo build --release -p inflow && cargo run --release -p inflow --example bench [-- COUNT]
-//! INFLOW_BIN=target/release-dist/inflow cargo run --release -p inflow --example bench   # another build
+//! INFLOW_BIN=target/dist/inflow cargo run --release -p inflow --example bench   # another build (or a release's)
 //! tests/rig/shared.sh down /tmp/inflow-bench
 //! ```
 

@@ -4,6 +4,12 @@ use clap::Parser;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
+// The static release build (musl): musl's allocator made a message through a plugin ~15 % dearer
+// in CPU than the glibc build, jemalloc ~5 % (mimalloc ~40 %): README, Making a release.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let cli = inflow::cli::Cli::parse();
     // INFLOW_LOG (or RUST_LOG) picks the log level, e.g. INFLOW_LOG=debug; info by default.
