@@ -32,23 +32,40 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Starts Mosquitto on a free port. It is up once its own log says "running": a TCP probe
+/// could be answered by another listener, or by itself (a loopback connect whose source port is
+/// the target port connects to itself). A port taken between `free_port` and Mosquitto's bind
+/// (tests and brokers run side by side) makes it exit; then it is tried on another port.
 fn mosquitto(dir: &Path) -> (Killed, u16) {
-    let port = free_port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 2048\n")).unwrap();
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("mosquitto.log")).unwrap())
-        .spawn()
-        .expect("mosquitto is not installed: run scripts/install/mosquitto.sh");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not listen on {port}; see {}", dir.display());
-        std::thread::sleep(Duration::from_millis(20));
+    for _ in 0..5 {
+        let port = free_port();
+        let conf = dir.join("mosquitto.conf");
+        let log = dir.join("mosquitto.log");
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 2048\n")).unwrap();
+        let mut child = Killed(
+            Command::new("mosquitto")
+                .arg("-c")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("mosquitto is not installed: run scripts/install/mosquitto.sh"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if std::fs::read_to_string(&log).unwrap_or_default().contains(" running") {
+                return (child, port);
+            }
+            if child.0.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "mosquitto did not start on {port}; see {}", log.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(out.contains("Address already in use"), "mosquitto exited: {out}");
     }
-    (Killed(child), port)
+    panic!("mosquitto found no free port in 5 tries; see {}", dir.display())
 }
 
 fn config(port: u16, protocol: Protocol, max_packet_bytes: Option<u32>) -> MqttConfig {
