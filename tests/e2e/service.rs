@@ -596,3 +596,53 @@ fn a_thousand_rules_start_without_an_error_and_each_delivers() {
     let errors: Vec<String> = inflow.log_lines().into_iter().filter(|l| l.contains(" ERROR ")).collect();
     assert!(errors.is_empty(), "{} ERROR lines while {rules} rules started, e.g.:\n{}", errors.len(), errors.iter().take(5).cloned().collect::<Vec<_>>().join("\n"));
 }
+
+// ---- fairness ---------------------------------------------------------------------------------
+
+/// The misbehaving test plugin of tests/plugins, built for wasm32-wasip2 (cargo: a no-op when
+/// the plugin crate's own tests built it already).
+fn hostile_plugin() -> std::path::PathBuf {
+    let root = repo_root();
+    let target = root.join("target/test-plugins");
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "hostile", "--manifest-path"])
+        .arg(root.join("tests/plugins/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .expect("cargo, to build tests/plugins");
+    assert!(status.success(), "building tests/plugins failed (is the target installed? scripts/install/guest-toolchains.sh)");
+    target.join("wasm32-wasip2/release/hostile.wasm")
+}
+
+#[test]
+fn a_plugin_spending_its_whole_deadline_on_each_message_does_not_hold_up_another_rule() {
+    const SLOW: u64 = 400;
+    const FAST: u64 = 5000;
+    let rmq = RocketMq::shared();
+    let mqtt = Mosquitto::shared();
+    let dir = std::env::temp_dir().join(unique_name("inflow-plugins"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(hostile_plugin(), dir.join("hostile.wasm")).unwrap();
+    let (slow_topic, fast_topic) = (unique_name("svc-slow"), unique_name("svc-fast"));
+    let fast_parent = unique_name("fast");
+    rmq.create_topic(&slow_topic, 4);
+    rmq.create_topic(&fast_topic, 8);
+    // 400 calls of 100 ms CPU each: 40 s of work for the slow rule at the very least.
+    rmq.java().produce_bulk(&slow_topic, SLOW, 64);
+    let slow = Rule::new("slow", &slow_topic, &unique_name("slow")).plugin("hostile").plugin_config("loop").on_error("skip").limit("call_deadline_ms", 100);
+    let fast = Rule::new("fast", &fast_topic, &fast_parent);
+    let collector = Collector::start(mqtt, &format!("{fast_parent}/#"));
+    let inflow = Inflow::start(&Config::new(rmq, mqtt).plugin_dir(&dir).rule(slow).rule(fast));
+    inflow.wait_for_log("message skipped", 1, Duration::from_secs(60));
+    // The fast rule's messages come while the slow rule spins through its backlog.
+    rmq.java().produce_bulk(&fast_topic, FAST, 256);
+    let seqs = collector.wait_distinct(FAST as usize, Duration::from_secs(120));
+    let slow_done = inflow.log_count("message skipped");
+    assert_all_arrived(&seqs, FAST, "the fast rule beside a slow plugin", &inflow);
+    eprintln!("the slow rule had mapped {slow_done} of its {SLOW} messages by then");
+    assert!((slow_done as u64) < SLOW, "the fast rule finished only after the slow one: it waited for it");
+    let _ = std::fs::remove_dir_all(&dir);
+}

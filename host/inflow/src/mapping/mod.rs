@@ -12,7 +12,9 @@ pub use plugin::{PluginInstance, PluginVersion};
 use crate::config::topic::topic_matches_filter;
 use crate::sink::{Publish, PublishError};
 use crate::source::Message;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// How one rule maps its messages: the built-in contract or an instance of its plugin, and the
 /// topics it may publish to.
@@ -23,21 +25,48 @@ pub struct Mapper<I = inflow_plugin::Instance> {
 
 pub enum Mapping<I> {
     Builtin,
-    Plugin(I),
+    /// Shared with the plugin thread that runs its calls ([`plugin::map_slice`]).
+    Plugin(Arc<Mutex<I>>),
+}
+
+impl<I> Mapping<I> {
+    pub fn plugin(instance: I) -> Mapping<I> {
+        Mapping::Plugin(Arc::new(Mutex::new(instance)))
+    }
+}
+
+/// One message mapped: its publishes or why it has none, and how long the mapping took.
+pub struct MapResult {
+    pub message: Arc<Message>,
+    pub result: Result<Vec<Publish>, MapError>,
+    pub took: Duration,
 }
 
 impl<I: PluginInstance> Mapper<I> {
-    pub fn map(&mut self, message: &Arc<Message>) -> Result<Vec<Publish>, MapError> {
-        let max_topic_bytes = self.topics.max_bytes;
-        let publishes = match &mut self.mapping {
-            Mapping::Builtin => {
-                let m = &message.0;
-                builtin::map(&self.topics.parent, max_topic_bytes, |k| m.properties.get(k), m.body.clone()).map(|m| vec![m.publish])
+    /// Maps messages from the front of `messages`, in order: all of them with the built-in
+    /// mapping; with a plugin, as many as its thread maps in one time slice (at least one), so
+    /// the caller gets to hand over what is mapped and to notice a new plugin version or a stop.
+    pub async fn map_front(&mut self, messages: &mut VecDeque<Arc<Message>>) -> Vec<MapResult> {
+        let mut results = match &self.mapping {
+            Mapping::Builtin => messages
+                .drain(..)
+                .map(|message| {
+                    let started = Instant::now();
+                    let m = &message.0;
+                    let result = builtin::map(&self.topics.parent, self.topics.max_bytes, |k| m.properties.get(k), m.body.clone()).map(|m| vec![m.publish]);
+                    MapResult { took: started.elapsed(), message, result }
+                })
+                .collect(),
+            Mapping::Plugin(instance) => plugin::map_slice(instance, messages).await,
+        };
+        for mapped in &mut results {
+            if let Ok(publishes) = &mapped.result {
+                if let Err(e) = self.topics.check_all(publishes.iter().map(|p| p.topic.as_str())) {
+                    mapped.result = Err(e);
+                }
             }
-            Mapping::Plugin(instance) => plugin::map(instance, message),
-        }?;
-        self.topics.check_all(publishes.iter().map(|p| p.topic.as_str()))?;
-        Ok(publishes)
+        }
+        results
     }
 }
 

@@ -8,16 +8,16 @@
 
 use super::status::{RuleCounters, RuleStatus};
 use crate::config::{OnError, RuleConfig};
-use crate::mapping::{MapError, Mapper, Mapping, PluginVersion, TopicScope};
+use crate::mapping::{MapError, MapResult, Mapper, Mapping, PluginVersion, TopicScope};
 use crate::sink::{Delivery, Publish, PublishError, Publisher, QoS};
 use crate::source::{Acks, Batch, Message, MessageQueue, Source, Subscription};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
@@ -134,7 +134,7 @@ async fn mappers<S, P, V: PluginVersion>(
                 warn!(rule = %rule.id, plugin = %plugin_ref.name, "rule waits for its plugin (no valid file in the plugin folder)");
             }
             Some(plugin) => match (0..rule.workers).map(|_| V::instantiate(&plugin, rule)).collect::<Result<Vec<_>, _>>() {
-                Ok(instances) => return Some(instances.into_iter().map(|i| mapper(Mapping::Plugin(i))).collect()),
+                Ok(instances) => return Some(instances.into_iter().map(|i| mapper(Mapping::plugin(i))).collect()),
                 Err(e) => {
                     error!(rule = %rule.id, error = %e, "rule cannot start its plugin; waiting for a new version");
                     let _ = status.send(RuleStatus::Failed(e));
@@ -305,44 +305,45 @@ impl<P: Publisher, A: Acks, V: PluginVersion> Worker<P, A, V> {
         match V::instantiate(&plugin, &self.rule) {
             Ok(instance) => {
                 info!(rule = %self.rule.id, plugin = %plugin.name(), version = %plugin.version(), "rule switched to a new plugin version");
-                mapper.mapping = Mapping::Plugin(instance);
+                mapper.mapping = Mapping::plugin(instance);
             }
             Err(e) => error!(rule = %self.rule.id, error = %e, "new plugin version cannot start for this rule; the previous one goes on serving"),
         }
         None
     }
 
-    /// Maps a batch message by message and hands the publishes to the sink a few dozen at a time,
-    /// in order; `Some` ends the loop (pause, plugin removed, sink closed).
+    /// Maps a batch in order and hands the publishes to the sink a few dozen at a time; `Some`
+    /// ends the loop (pause, plugin removed, sink closed).
     async fn handle(&mut self, mapper: &mut Mapper<V::Instance>, batch: Batch) -> Option<Outcome> {
         let queue = batch.queue;
+        let mut messages: VecDeque<Arc<Message>> = batch.messages.into_iter().map(|m| Arc::new(Message(m))).collect();
         let mut mapped = Mapped::default();
-        for message in batch.messages {
+        while !messages.is_empty() {
+            // A new plugin version is taken here, at a message boundary.
             if let Some(outcome) = self.swap_plugin(mapper) {
                 return self.hand_over(&queue, &mut mapped).await.or(Some(outcome));
             }
-            let message = Arc::new(Message(message));
-            self.counters.messages.fetch_add(1, Relaxed);
-            let started = Instant::now();
-            let result = mapper.map(&message);
-            self.counters.map_seconds.observe(started.elapsed().as_secs_f64());
-            match result {
-                Ok(publishes) => {
-                    mapped.messages.push((message, publishes.len()));
-                    mapped.publishes.extend(publishes);
-                    if mapped.publishes.len() >= self.publisher.max_batch() {
+            for MapResult { message, result, took } in mapper.map_front(&mut messages).await {
+                self.counters.messages.fetch_add(1, Relaxed);
+                self.counters.map_seconds.observe(took.as_secs_f64());
+                match result {
+                    Ok(publishes) => {
+                        mapped.messages.push((message, publishes.len()));
+                        mapped.publishes.extend(publishes);
+                        if mapped.publishes.len() >= self.publisher.max_batch() {
+                            if let Some(outcome) = self.hand_over(&queue, &mut mapped).await {
+                                return Some(outcome);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // What came before goes out first, so a pause stops exactly at this message.
                         if let Some(outcome) = self.hand_over(&queue, &mut mapped).await {
                             return Some(outcome);
                         }
-                    }
-                }
-                Err(e) => {
-                    // What came before goes out first, so a pause stops exactly at this message.
-                    if let Some(outcome) = self.hand_over(&queue, &mut mapped).await {
-                        return Some(outcome);
-                    }
-                    if let Some(outcome) = self.on_error(&queue, &message, e).await {
-                        return Some(outcome);
+                        if let Some(outcome) = self.on_error(&queue, &message, e).await {
+                            return Some(outcome);
+                        }
                     }
                 }
             }

@@ -151,6 +151,10 @@ impl PluginInstance for FakeInstance {
             })
             .collect())
     }
+    /// In place: the test's paused clock would run ahead of a call on another thread.
+    async fn run_calls<R: Send + 'static>(calls: impl FnOnce() -> R + Send + 'static) -> R {
+        calls()
+    }
 }
 
 /// A rule with one worker (so the order across queues is exact) unless `extra` sets `workers`.
