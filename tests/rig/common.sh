@@ -125,3 +125,37 @@ show_log_tail() {
   tail -n 40 "$1" >&2 2>/dev/null || echo "(no log)" >&2
   echo "----" >&2
 }
+
+# resolve_jars <dest> <group:artifact:version>...: the artifacts and their runtime dependencies
+# from Maven Central into <dest> (skipped when <dest>/.complete exists). Callers serialize
+# fetches of one <dest> themselves (flock).
+resolve_jars() {
+  local dest="$1"; shift
+  [[ -f $dest/.complete ]] && return 0
+  command -v mvn >/dev/null || die "mvn (Apache Maven) is not installed: apt-get install -y maven"
+  local work coords group artifact version
+  mkdir -p "$(dirname "$dest")"
+  work="$(mktemp -d "$(dirname "$dest")/.fetch.XXXXXX")"
+  {
+    echo '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
+    echo "<groupId>inflow.rig</groupId><artifactId>rig-jars</artifactId><version>1</version><packaging>pom</packaging><dependencies>"
+    for coords in "$@"; do
+      IFS=: read -r group artifact version <<<"$coords"
+      echo "<dependency><groupId>$group</groupId><artifactId>$artifact</artifactId><version>$version</version></dependency>"
+    done
+    echo '</dependencies></project>'
+  } >"$work/pom.xml"
+  echo "fetching $* from Maven Central into $dest ..." >&2
+  # -U: retry artifacts whose earlier download failed instead of trusting the cached failure.
+  if ! mvn -q -B -U -f "$work/pom.xml" \
+      org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$work/lib" >"$work/mvn.log" 2>&1; then
+    grep -E 'ERROR|Could not' "$work/mvn.log" | head -n 5 >&2
+    rm -rf "$work"
+    die "could not resolve $* from Maven Central; see the mvn errors above"
+  fi
+  touch "$work/lib/.complete"
+  rm -rf "$dest"
+  mv "$work/lib" "$dest"
+  rm -rf "$work"
+}

@@ -2,10 +2,13 @@
 # Runs tests/rig/java/RmqTool.java (producer / consumer / admin on the official RocketMQ
 # Java client) with the client jars of a rig version:
 #   java.sh <version> <subcommand> [options]      (java.sh <version> help lists them)
-# The source is compiled once per version and source hash into the cache, so repeated calls
+#   java.sh <version> bridge [options]            tests/rig/java/Bridge.java: RocketMQ -> MQTT with
+#                                                 Eclipse Paho, the benchmark's comparison
+# The sources are compiled once per version and source hash into the cache, so repeated calls
 # skip javac. Extra JVM flags: RMQTOOL_JAVA_OPTS.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+PAHO_VERSION=1.2.5
 
 [[ $# -ge 1 ]] || die "usage: $0 <version> <subcommand> [options]   (versions: $(rig_versions | paste -sd' '))"
 version="$1"; shift
@@ -14,12 +17,28 @@ lib="$INFLOW_CACHE/rocketmq/$version/lib"
 
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 JAVAC="${JAVA_HOME:+$JAVA_HOME/bin/}javac"
-src="$RIG_DIR/java/RmqTool.java"
-classes="$INFLOW_CACHE/rocketmq/$version/rmqtool-$(sha256sum "$src" | cut -c1-16)"
-if [[ ! -f $classes/RmqTool.class ]]; then
+main=RmqTool
+sources=("$RIG_DIR/java/RmqTool.java")
+classpath="$lib/*"
+if [[ ${1:-} == bridge ]]; then
+  # The bridge reuses RmqTool's option parsing and consumer set-up, so both compile together.
+  paho="$INFLOW_CACHE/paho/$PAHO_VERSION/lib"
+  if [[ ! -f $paho/.complete ]]; then
+    mkdir -p "$(dirname "$paho")"
+    exec 9>"$(dirname "$paho")/.fetch.lock"
+    flock 9
+    resolve_jars "$paho" "org.eclipse.paho:org.eclipse.paho.client.mqttv3:$PAHO_VERSION"
+    exec 9>&-
+  fi
+  main=Bridge
+  sources+=("$RIG_DIR/java/Bridge.java")
+  classpath="$classpath:$paho/*"
+fi
+classes="$INFLOW_CACHE/rocketmq/$version/${main,,}-$(cat "${sources[@]}" | sha256sum | cut -c1-16)"
+if [[ ! -f $classes/$main.class ]]; then
   command -v "$JAVAC" >/dev/null || die "javac (JDK 17+) is not installed: apt-get install -y openjdk-17-jdk-headless"
   tmp="$(mktemp -d "$classes.XXXXXX")"
-  "$JAVAC" -nowarn -XDsuppressNotes -encoding UTF-8 -d "$tmp" -cp "$lib/*" "$src" || { rm -rf "$tmp"; die "RmqTool.java does not compile against RocketMQ $version"; }
+  "$JAVAC" -nowarn -XDsuppressNotes -encoding UTF-8 -d "$tmp" -cp "$classpath" "${sources[@]}" || { rm -rf "$tmp"; die "$main.java does not compile against RocketMQ $version"; }
   # Another caller may have won the race; either copy is the same.
   mv -T "$tmp" "$classes" 2>/dev/null || rm -rf "$tmp"
 fi
@@ -45,4 +64,4 @@ fi
 exec "$JAVA" -Xms64m -Xmx512m ${RMQTOOL_JAVA_OPTS:-} \
   --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED \
   -Duser.home="$tool_home" -Drocketmq.client.logUseSlf4j=false -Dlogback.configurationFile="$tool_home/logback.xml" \
-  -cp "$classes:$lib/*" RmqTool "$@"
+  -cp "$classes:$classpath" "$main" "$@"

@@ -53,34 +53,12 @@ check_version() {
 
 # ---- fetch ------------------------------------------------------------------
 
-# resolve_jars <dest> <version> <artifact>...: org.apache.rocketmq:<artifact>:<version> and
-# their runtime dependencies into <dest> (skipped when <dest>/.complete exists).
-resolve_jars() {
-  local dest="$1" version="$2"; shift 2
-  [[ -f $dest/.complete ]] && return 0
-  local work artifact
-  work="$(mktemp -d "$(dirname "$dest")/.fetch.XXXXXX")"
-  {
-    echo '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
-    echo "<groupId>inflow.rig</groupId><artifactId>rocketmq-jars</artifactId><version>$version</version><packaging>pom</packaging><dependencies>"
-    for artifact in "$@"; do
-      echo "<dependency><groupId>org.apache.rocketmq</groupId><artifactId>$artifact</artifactId><version>$version</version></dependency>"
-    done
-    echo '</dependencies></project>'
-  } >"$work/pom.xml"
-  echo "fetching RocketMQ $version ($*) from Maven Central into $dest ..." >&2
-  # -U: retry artifacts whose earlier download failed instead of trusting the cached failure.
-  if ! mvn -q -B -U -f "$work/pom.xml" \
-      org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
-      -DincludeScope=runtime -DoutputDirectory="$work/lib" >"$work/mvn.log" 2>&1; then
-    grep -E 'ERROR|Could not' "$work/mvn.log" | head -n 5 >&2
-    rm -rf "$work"
-    die "could not resolve RocketMQ $version ($*) from Maven Central; see the mvn errors above"
-  fi
-  touch "$work/lib/.complete"
-  rm -rf "$dest"
-  mv "$work/lib" "$dest"
-  rm -rf "$work"
+# rocketmq_jars <dest> <version> <artifact>...: org.apache.rocketmq:<artifact>:<version> and
+# their runtime dependencies into <dest>.
+rocketmq_jars() {
+  local dest="$1" version="$2" artifact coords=(); shift 2
+  for artifact in "$@"; do coords+=("org.apache.rocketmq:$artifact:$version"); done
+  resolve_jars "$dest" "${coords[@]}"
 }
 
 cmd_fetch() {
@@ -89,13 +67,12 @@ cmd_fetch() {
   check_version "$version"
   root="$INFLOW_CACHE/rocketmq/$version"
   [[ -f $(lib_dir "$version")/.complete && -f $(server_lib_dir "$version")/.complete ]] && return 0
-  command -v mvn >/dev/null || die "mvn (Apache Maven) is not installed: apt-get install -y maven"
   mkdir -p "$root"
   # One fetch per version at a time; the others wait, then find it done.
   exec 9>"$root/.fetch.lock"
   flock 9
-  resolve_jars "$(lib_dir "$version")" "$version" rocketmq-client rocketmq-tools
-  resolve_jars "$(server_lib_dir "$version")" "$(server_version "$version")" rocketmq-namesrv rocketmq-broker
+  rocketmq_jars "$(lib_dir "$version")" "$version" rocketmq-client rocketmq-tools
+  rocketmq_jars "$(server_lib_dir "$version")" "$(server_version "$version")" rocketmq-namesrv rocketmq-broker
   exec 9>&-
 }
 
