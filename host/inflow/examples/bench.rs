@@ -27,7 +27,9 @@
 //!
 //! COUNT: messages per case over all its rules (default 50 000; a tenth of it at 64 KiB). CASEs
 //! (default: all, in this order): 8q (1 rule × 8 queues), 1q (1 rule × 1 queue), 8r (8 rules × 8
-//! queues), 64k (1 rule × 8 queues, 64 KiB bodies), latency.
+//! queues), 64k (1 rule × 8 queues, 64 KiB bodies), latency, fair (a fast rule alone, then beside a
+//! rule whose plugin loops to its CPU deadline on every message: tests/plugins' hostile plugin,
+//! built by `cargo test -p inflow-plugin` or the command the case prints when it is missing).
 
 use base64::Engine;
 use bytes::Bytes;
@@ -217,6 +219,8 @@ struct Forwarder {
     bridge: Bridge,
     topics: Vec<String>,
     parents: Vec<String>,
+    /// More `[[rule]]`s for the same inflow process (whose publishes no subscriber counts).
+    extra_rules: String,
 }
 
 impl Forwarder {
@@ -226,7 +230,7 @@ impl Forwarder {
             Bridge::Java => vec![unique("bj")],
             _ => topics.iter().map(|_| unique("bi")).collect(),
         };
-        Forwarder { bridge, topics: topics.to_vec(), parents }
+        Forwarder { bridge, topics: topics.to_vec(), parents, extra_rules: String::new() }
     }
 
     fn filters(&self) -> Vec<String> {
@@ -257,6 +261,7 @@ impl Forwarder {
                 "[[rule]]\nid = \"bench-{i}\"\nsource = {{ topic = \"{topic}\", start = \"earliest\" }}\ntarget = {{ parent_topic = \"{parent}\" }}\n{plugin}"
             );
         }
+        config += &self.extra_rules;
         let file = setup.scratch.join(format!("{}.toml", unique("inflow")));
         std::fs::write(&file, config).unwrap();
         let mut command = Command::new(inflow_bin());
@@ -603,6 +608,43 @@ fn latency_case(setup: &Setup) -> Vec<Row> {
     rows
 }
 
+/// Messages of the slow rule in the fairness case: far more than it maps while the fast rule runs.
+const SLOW_BACKLOG: u64 = 2_000;
+
+/// The fairness case: a fast rule (built-in mapping, 1 × 8 queues) alone, then the same beside a
+/// rule whose plugin spends its whole CPU deadline (100 ms) on every message, with two workers:
+/// the fast rule's throughput beside it as a share of its throughput alone.
+fn fairness_case(count: u64, setup: &Setup) -> Vec<Row> {
+    let hostile = repo().join("target/test-plugins/wasm32-wasip2/release/hostile.wasm");
+    assert!(
+        hostile.exists(),
+        "{} is missing: cargo build --release --target wasm32-wasip2 -p hostile --manifest-path tests/plugins/Cargo.toml --target-dir target/test-plugins",
+        hostile.display()
+    );
+    std::fs::copy(&hostile, setup.plugins.join("hostile.wasm")).unwrap();
+    let case = format!("fairness: 1 rule × 8 queues, {SMALL} B, built-in");
+    let (alone_topic, beside_topic, slow_topic) = (unique("bench-fair-a"), unique("bench-fair-b"), unique("bench-fair-slow"));
+    eprintln!("{case}: pre-loading {count} messages twice and {SLOW_BACKLOG} for the slow rule ...");
+    preload(&[alone_topic.clone(), beside_topic.clone()], 8, count, SMALL, Body::Generated);
+    preload(std::slice::from_ref(&slow_topic), 8, SLOW_BACKLOG, 64, Body::Generated);
+    eprintln!("  the fast rule alone ...");
+    let alone = throughput(&Forwarder::new(Bridge::Builtin, &[alone_topic]), count, setup);
+    eprintln!("  the fast rule beside the slow one ...");
+    let mut beside = Forwarder::new(Bridge::Builtin, &[beside_topic]);
+    beside.extra_rules = format!(
+        "[[rule]]\nid = \"slow\"\nworkers = 2\non_error = \"skip\"\nsource = {{ topic = \"{slow_topic}\", start = \"earliest\" }}\n\
+         target = {{ parent_topic = \"{}\" }}\nplugin = {{ name = \"hostile\", config = \"loop\" }}\nlimits = {{ call_deadline_ms = 100 }}\n",
+        unique("bench-slow")
+    );
+    let beside = throughput(&beside, count, setup);
+    let share = format!("{:.0} %", 100.0 * beside.rate / alone.rate);
+    let row = |path: String, run: Run| Row { case: case.clone(), path, run, of_ceiling: None, java: None };
+    vec![
+        row("inflow, the fast rule alone".to_string(), alone),
+        row(format!("inflow, the fast rule beside a plugin looping to its deadline on every message: {share} of alone"), beside),
+    ]
+}
+
 fn main() {
     let mut args = std::env::args().skip(1).peekable();
     let count: u64 = match args.peek().map(|a| a.parse()) {
@@ -612,7 +654,7 @@ fn main() {
         }
         _ => 50_000,
     };
-    let known: Vec<&str> = CASES.iter().map(|c| c.name).chain(["latency"]).collect();
+    let known: Vec<&str> = CASES.iter().map(|c| c.name).chain(["latency", "fair"]).collect();
     let mut chosen: Vec<String> = args.collect();
     if let Some(bad) = chosen.iter().find(|c| !known.contains(&c.as_str())) {
         panic!("unknown case {bad:?}; the cases: {}", known.join(" "));
@@ -634,6 +676,9 @@ fn main() {
     }
     if chosen.iter().any(|n| n == "latency") {
         rows.extend(latency_case(&setup));
+    }
+    if chosen.iter().any(|n| n == "fair") {
+        rows.extend(fairness_case(count, &setup));
     }
     let _ = std::fs::remove_dir_all(&scratch);
 
