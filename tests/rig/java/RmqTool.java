@@ -197,6 +197,28 @@ public class RmqTool {
 
     // ---- produce-bulk ----------------------------------------------------------------------
 
+    interface Sends { void run(int thread) throws Exception; }
+
+    /** Runs `sends` on `threads` threads at once and waits for all; returns the first failure. */
+    static Throwable onThreads(int threads, Sends sends) throws InterruptedException {
+        List<Throwable> errors = new ArrayList<>();
+        List<Thread> workers = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+            int thread = t;
+            Thread w = new Thread(() -> {
+                try {
+                    sends.run(thread);
+                } catch (Throwable e) {
+                    synchronized (errors) { errors.add(e); }
+                }
+            });
+            w.start();
+            workers.add(w);
+        }
+        for (Thread w : workers) w.join();
+        return errors.isEmpty() ? null : errors.get(0);
+    }
+
     static int produceBulk(Opts o) throws Exception {
         String topic = o.required("topic");
         long count = o.longOpt("count", -1);
@@ -208,34 +230,23 @@ public class RmqTool {
         List<String[]> props = o.props();
         DefaultMQProducer producer = startProducer(o);
         AtomicLong next = new AtomicLong();
-        List<Throwable> errors = new ArrayList<>();
         long start = System.nanoTime();
-        List<Thread> workers = new ArrayList<>();
-        for (int t = 0; t < threads; t++) {
-            Thread w = new Thread(() -> {
-                try {
-                    while (true) {
-                        long first = next.getAndAdd(batch);
-                        if (first >= count) return;
-                        List<Message> msgs = new ArrayList<>(batch);
-                        for (long seq = first; seq < Math.min(first + batch, count); seq++) {
-                            Message msg = new Message(topic, body != null ? body.getBytes(StandardCharsets.UTF_8) : generatedBody(seq, size));
-                            for (String[] kv : props) msg.putUserProperty(kv[0], kv[1]);
-                            msgs.add(msg);
-                        }
-                        producer.send(msgs);
-                    }
-                } catch (Throwable e) {
-                    synchronized (errors) { errors.add(e); }
+        Throwable failed = onThreads(threads, t -> {
+            while (true) {
+                long first = next.getAndAdd(batch);
+                if (first >= count) return;
+                List<Message> msgs = new ArrayList<>(batch);
+                for (long seq = first; seq < Math.min(first + batch, count); seq++) {
+                    Message msg = new Message(topic, body != null ? body.getBytes(StandardCharsets.UTF_8) : generatedBody(seq, size));
+                    for (String[] kv : props) msg.putUserProperty(kv[0], kv[1]);
+                    msgs.add(msg);
                 }
-            });
-            w.start();
-            workers.add(w);
-        }
-        for (Thread w : workers) w.join();
+                producer.send(msgs);
+            }
+        });
         double seconds = (System.nanoTime() - start) / 1e9;
         producer.shutdown();
-        if (!errors.isEmpty()) throw new RuntimeException(describe(errors.get(0)));
+        if (failed != null) throw new RuntimeException(describe(failed));
         System.out.println(new Json().num("messages", count).num("size", body != null ? body.getBytes(StandardCharsets.UTF_8).length : size)
             .dbl("seconds", seconds).dbl("msgPerSec", count / seconds).end());
         return 0;
@@ -262,35 +273,23 @@ public class RmqTool {
         // Synchronous sends, spread over a few threads to keep the pace: asynchronous ones queue
         // in the client (measured: 150-500 ms from born to stored at 2 000/s, against 1 ms).
         AtomicLong maxBehind = new AtomicLong();
-        List<Throwable> errors = new ArrayList<>();
         long start = System.nanoTime();
-        List<Thread> workers = new ArrayList<>();
-        for (int t = 0; t < threads; t++) {
-            long firstSeq = t;
-            Thread w = new Thread(() -> {
-                try {
-                    for (long seq = firstSeq; seq < count; seq += threads) {
-                        // Each message has its own due time, so a late one does not shift the rest.
-                        long due = start + seq * 1_000_000_000L / rate;
-                        long now = System.nanoTime();
-                        if (now < due) LockSupport.parkNanos(due - now); else maxBehind.accumulateAndGet(now - due, Math::max);
-                        Instant at = Instant.now();
-                        String head = "sent=" + (at.getEpochSecond() * 1_000_000 + at.getNano() / 1_000) + " seq=" + seq + " ";
-                        byte[] body = generatedBody(seq, Math.max(size, head.length()));
-                        System.arraycopy(head.getBytes(StandardCharsets.US_ASCII), 0, body, 0, head.length());
-                        producer.send(new Message(topic, body));
-                    }
-                } catch (Throwable e) {
-                    synchronized (errors) { errors.add(e); }
-                }
-            });
-            w.start();
-            workers.add(w);
-        }
-        for (Thread w : workers) w.join();
+        Throwable failed = onThreads(threads, t -> {
+            for (long seq = t; seq < count; seq += threads) {
+                // Each message has its own due time, so a late one does not shift the rest.
+                long due = start + seq * 1_000_000_000L / rate;
+                long now = System.nanoTime();
+                if (now < due) LockSupport.parkNanos(due - now); else maxBehind.accumulateAndGet(now - due, Math::max);
+                Instant at = Instant.now();
+                String head = "sent=" + (at.getEpochSecond() * 1_000_000 + at.getNano() / 1_000) + " seq=" + seq + " ";
+                byte[] body = generatedBody(seq, Math.max(size, head.length()));
+                System.arraycopy(head.getBytes(StandardCharsets.US_ASCII), 0, body, 0, head.length());
+                producer.send(new Message(topic, body));
+            }
+        });
         double seconds = (System.nanoTime() - start) / 1e9;
         producer.shutdown();
-        if (!errors.isEmpty()) throw new RuntimeException(describe(errors.get(0)));
+        if (failed != null) throw new RuntimeException(describe(failed));
         System.out.println(new Json().num("messages", count).num("size", size).dbl("seconds", seconds)
             .dbl("msgPerSec", count / seconds).dbl("maxBehindMillis", maxBehind.get() / 1e6).end());
         return 0;
