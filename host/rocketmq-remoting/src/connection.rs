@@ -55,6 +55,15 @@ type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>>;
 /// Frames waiting for the writer; bounded so a stuck socket pushes back on callers.
 const WRITE_QUEUE: usize = 1024;
 
+/// A request timed out on a connection that received nothing for this long (or for the whole
+/// timeout, if longer): the peer is presumed gone. Not just the request timeout: a live broker
+/// busy for seconds (creating thousands of groups' retry topics, a GC pause) is silent that long,
+/// and closing its connection drops every consumer group on it.
+#[cfg(not(test))]
+const PRESUMED_DEAD_AFTER: Duration = Duration::from_secs(10);
+#[cfg(test)]
+const PRESUMED_DEAD_AFTER: Duration = Duration::from_millis(100);
+
 pub(crate) struct Connection {
     addr: String,
     writer: mpsc::Sender<RemotingCommand>,
@@ -161,9 +170,9 @@ impl Connection {
             }
             Err(_) => {
                 self.forget(opaque);
-                // A peer that sent nothing for a whole timeout is presumed gone (host down,
-                // network cut: no RST arrives); close so the next request reconnects.
-                if self.silent_for() >= timeout {
+                // A silent peer is presumed gone (host down, network cut: no RST arrives);
+                // close so the next request reconnects.
+                if self.silent_for() >= timeout.max(PRESUMED_DEAD_AFTER) {
                     warn!(addr = self.addr, ?timeout, "no data from the server within the timeout; closing the connection");
                     self.close();
                 }
@@ -361,7 +370,9 @@ mod tests {
         let conn = Connection::connect(&addr, Duration::from_secs(1), 1 << 20, Handlers::default()).await.unwrap();
         let err = conn.invoke(RemotingCommand::request(105), Duration::from_millis(50)).await.unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }) && err.to_string().contains(&addr), "{err}");
-        // Nothing at all arrived within the timeout: the connection is presumed dead.
+        assert!(!conn.is_closed(), "a peer silent for less than PRESUMED_DEAD_AFTER may just be busy");
+        conn.invoke(RemotingCommand::request(105), Duration::from_millis(100)).await.unwrap_err();
+        // Nothing at all arrived for PRESUMED_DEAD_AFTER: the connection is presumed dead.
         assert!(conn.is_closed());
         let err = conn.invoke(RemotingCommand::request(105), Duration::from_secs(5)).await.unwrap_err();
         assert!(matches!(err, Error::ConnectionClosed { .. }), "{err}");
