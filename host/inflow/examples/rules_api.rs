@@ -93,7 +93,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2));
     let rss = rss_mib(inflow.id());
     let scrape = Instant::now();
-    let metrics = agent.get(&format!("{base}/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
+    let metrics = agent.get(&format!("{base}/metrics")).call().unwrap().body_mut().with_config().limit(u64::MAX).read_to_string().unwrap();
     let scrape = scrape.elapsed();
 
     let stop = Instant::now();
