@@ -98,6 +98,8 @@ struct Inner {
     handlers: Handlers,
     next_handler_id: AtomicU64,
     refresher_started: AtomicBool,
+    /// Set by [`Client::leave`].
+    leaving: AtomicBool,
     /// The consumer groups of this client, heartbeated together.
     groups: Arc<GroupHeartbeats>,
 }
@@ -151,6 +153,10 @@ impl Client {
             cfg.instance_name.clone()
         };
         let client_id = format!("{}@{instance_name}", local_ip_towards(&namesrv[0]));
+        let groups = Arc::new(GroupHeartbeats::new());
+        let handlers = Handlers::default();
+        // The groups' own listener, first; ids from 1 are the caller's.
+        handlers.add(0, groups.clone());
         Ok(Client {
             inner: Arc::new(Inner {
                 cfg,
@@ -159,10 +165,11 @@ impl Client {
                 preferred_namesrv: AtomicUsize::new(0),
                 pool: Mutex::default(),
                 routes: RwLock::default(),
-                handlers: Handlers::default(),
+                handlers,
                 next_handler_id: AtomicU64::new(1),
                 refresher_started: AtomicBool::new(false),
-                groups: Arc::new(GroupHeartbeats::new()),
+                leaving: AtomicBool::new(false),
+                groups,
             }),
         })
     }
@@ -188,6 +195,28 @@ impl Client {
     /// Wire name → user name.
     pub fn unwrap<'a>(&self, resource: &'a str) -> std::borrow::Cow<'a, str> {
         namespace::unwrap(self.inner.cfg.namespace.as_deref(), resource)
+    }
+
+    /// The process is ending: consumers stopped from now on commit their offsets but skip
+    /// UNREGISTER_CLIENT, one request per group per broker (thousands of consumers took the
+    /// broker many seconds). Call [`Client::close`] after they stopped: a broker drops every
+    /// group of a closed connection at once, and tells the other members as on UNREGISTER.
+    pub fn leave(&self) {
+        self.inner.leaving.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn is_leaving(&self) -> bool {
+        self.inner.leaving.load(Ordering::SeqCst)
+    }
+
+    /// Closes every connection now; requests waiting on them fail with "connection closed".
+    pub async fn close(&self) {
+        let slots: Vec<Arc<Slot>> = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for slot in slots {
+            if let Some(connection) = slot.state.lock().await.connection.take() {
+                connection.close();
+            }
+        }
     }
 
     /// Registers a handler for requests brokers send to this client (tried in order).

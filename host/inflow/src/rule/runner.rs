@@ -64,10 +64,12 @@ pub(crate) async fn run<S: Source, P: Publisher, V: PluginVersion>(
         if *stop.borrow() {
             break;
         }
-        let Some(mappers) = mappers(&rule, &mut env, &mut stop, &status).await else { break };
+        // Start-up and shutdown futures are large and short-lived: boxed, so a running rule's
+        // task holds only what running needs (thousands of rules per host).
+        let Some(mappers) = Box::pin(mappers(&rule, &mut env, &mut stop, &status)).await else { break };
         let _ = status.send(RuleStatus::Starting);
         attempts += 1;
-        let subscription = match env.source.subscribe(&rule, counters.consumer.clone()).await {
+        let subscription = match Box::pin(env.source.subscribe(&rule, counters.consumer.clone())).await {
             Ok(s) => s,
             Err(e) => {
                 let error = format!("{e:#}");
@@ -170,6 +172,7 @@ async fn consume<S: Source, P: Publisher, V: PluginVersion>(
     let mut lanes = Vec::with_capacity(mappers.len());
     let mut workers = JoinSet::new();
     for mapper in mappers {
+        // Boxed batches: a channel allocates 32 slots up front, whatever its depth.
         let (tx, batches) = mpsc::channel(LANE_DEPTH);
         lanes.push(tx);
         let worker = Worker {
@@ -197,7 +200,7 @@ async fn consume<S: Source, P: Publisher, V: PluginVersion>(
                     biased;
                     _ = stopped(stop) => break Outcome::Stop,
                     Some(ended) = workers.join_next() => break ended.unwrap_or(Outcome::Stop),
-                    sent = lane.send(batch) => if sent.is_err() { break Outcome::Stop },
+                    sent = lane.send(Box::new(batch)) => if sent.is_err() { break Outcome::Stop },
                 }
             }
         }
@@ -211,7 +214,7 @@ async fn consume<S: Source, P: Publisher, V: PluginVersion>(
             _ => {}
         }
     }
-    if let Err(e) = subscription.shutdown().await {
+    if let Err(e) = Box::pin(subscription.shutdown()).await {
         warn!(rule = %rule.id, error = %format!("{e:#}"), "rule could not commit its offsets on stop; uncommitted messages will be delivered again");
     }
     outcome
@@ -262,13 +265,13 @@ struct Worker<P, A, V> {
 
 impl<P: Publisher, A: Acks, V: PluginVersion> Worker<P, A, V> {
     /// Works until halted or its lane closes (then drains), or until it must end the run.
-    async fn run(mut self, mut mapper: Mapper<V::Instance>, mut batches: mpsc::Receiver<Batch>, mut halt: watch::Receiver<bool>) -> Outcome {
+    async fn run(mut self, mut mapper: Mapper<V::Instance>, mut batches: mpsc::Receiver<Box<Batch>>, mut halt: watch::Receiver<bool>) -> Outcome {
         let outcome = self.consume(&mut mapper, &mut batches, &mut halt).await;
-        self.drain().await;
+        Box::pin(self.drain()).await;
         outcome
     }
 
-    async fn consume(&mut self, mapper: &mut Mapper<V::Instance>, batches: &mut mpsc::Receiver<Batch>, halt: &mut watch::Receiver<bool>) -> Outcome {
+    async fn consume(&mut self, mapper: &mut Mapper<V::Instance>, batches: &mut mpsc::Receiver<Box<Batch>>, halt: &mut watch::Receiver<bool>) -> Outcome {
         // Also watched while one message waits for room in the MQTT window.
         let mut halt_mid_message = halt.clone();
         loop {
@@ -276,7 +279,7 @@ impl<P: Publisher, A: Acks, V: PluginVersion> Worker<P, A, V> {
                 biased;
                 _ = stopped(halt) => return Outcome::Stop,
                 Some((queue, message, result)) = self.pending.next(), if !self.pending.is_empty() => {
-                    if let Some(outcome) = self.delivered(queue, message, result).await {
+                    if let Some(outcome) = Box::pin(self.delivered(queue, message, result)).await {
                         return outcome;
                     }
                 }
@@ -285,7 +288,9 @@ impl<P: Publisher, A: Acks, V: PluginVersion> Worker<P, A, V> {
                     let outcome = tokio::select! {
                         biased;
                         _ = stopped(&mut halt_mid_message) => Some(Outcome::Stop),
-                        o = self.handle(mapper, batch) => o,
+                        // Boxed, as the other rare or large steps: an idle worker then holds a
+                        // small future, which counts with thousands of rules per host.
+                        o = Box::pin(self.handle(mapper, *batch)) => o,
                     };
                     if let Some(outcome) = outcome {
                         return outcome;

@@ -180,15 +180,17 @@ impl Supervisor {
         self.view.clone()
     }
 
-    /// Stops every rule (in parallel), then closes the MQTT connection.
+    /// Stops every rule (in parallel), then closes the RocketMQ and MQTT connections.
     pub async fn shutdown(&mut self) {
         let rules = std::mem::take(&mut self.rules);
+        self.source.client.leave();
         for handle in rules.values() {
             let _ = handle.stop.send(true);
         }
         for (_, handle) in rules {
             let _ = handle.task.await;
         }
+        self.source.client.close().await;
         self.sink.close(Duration::from_secs(1)).await;
     }
 }

@@ -4,17 +4,25 @@
 //! Like the Java client's `MQClientInstance`, one [`GroupHeartbeats`] per [`Client`] sends one
 //! heartbeat per broker carrying the data of every consumer group of that client, on one timer,
 //! instead of every consumer heartbeating on its own. A consumer that starts waits for the next
-//! heartbeat that includes its group: consumers starting together share one.
+//! heartbeat that announces its group: consumers starting together share one, and such a round
+//! carries only groups not announced yet, so starting n groups costs O(n), not a re-send of
+//! every known group per round. Refreshing the announced groups runs beside the joins, never
+//! behind them: a broker busy creating the retry topics of thousands of new groups must not
+//! expire (and close the connection of) groups already running. It also takes
+//! NOTIFY_CONSUMER_IDS_CHANGED for all the groups and wakes the one group named.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
-use tracing::warn;
+use tokio::sync::{Notify, Semaphore};
+use tracing::{debug, warn};
 
 use crate::client::Client;
+use crate::codes::{request, response};
+use crate::command::RemotingCommand;
+use crate::connection::RequestHandler;
 use crate::error::Error;
 
 use super::lock;
@@ -32,8 +40,10 @@ const STARTUP_CONCURRENCY: usize = 32;
 /// The consumer groups of one client and their shared heartbeat.
 pub(crate) struct GroupHeartbeats {
     state: Mutex<HubState>,
-    /// Held while a heartbeat is being sent: one round at a time.
-    sending: tokio::sync::Mutex<Round>,
+    /// Held while new groups are being announced: one join round at a time.
+    joining: tokio::sync::Mutex<()>,
+    /// Held while the announced groups are being refreshed: one refresh at a time.
+    refreshing: tokio::sync::Mutex<Round>,
     startup: Semaphore,
 }
 
@@ -49,19 +59,36 @@ struct Member {
     interval: Duration,
     /// A broker took a heartbeat carrying it.
     announced: bool,
+    /// Notified when a broker says the group's members changed.
+    members_changed: Arc<Notify>,
 }
 
-/// The last heartbeat round: when it started (it carried every group registered before), and
-/// whether any broker took it.
+/// The last refresh of the announced groups: when it started, and whether any broker took it.
 #[derive(Default)]
 struct Round {
     started: Option<Instant>,
     accepted: bool,
 }
 
+/// Which groups a round carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Up to one request's worth of groups no broker took yet: what a starting consumer waits
+    /// for. Slow for the broker (it creates each group's retry topic and subscription group).
+    Joining,
+    /// Every announced group: brokers drop (and close the connection of) a member whose
+    /// heartbeat is older than 2 minutes, and a restarted broker knows none. Fast for the broker.
+    Known,
+}
+
 impl GroupHeartbeats {
     pub fn new() -> Self {
-        GroupHeartbeats { state: Mutex::default(), sending: tokio::sync::Mutex::default(), startup: Semaphore::new(STARTUP_CONCURRENCY) }
+        GroupHeartbeats {
+            state: Mutex::default(),
+            joining: tokio::sync::Mutex::default(),
+            refreshing: tokio::sync::Mutex::default(),
+            startup: Semaphore::new(STARTUP_CONCURRENCY),
+        }
     }
 
     /// A permit for one start-up request.
@@ -70,9 +97,10 @@ impl GroupHeartbeats {
     }
 
     /// Adds (or replaces) a group; starts the shared timer if it is not running.
-    pub fn register(self: &Arc<Self>, client: &Client, group: &str, data: Vec<u8>, interval: Duration) {
+    /// `members_changed` is notified whenever a broker says the group's members changed.
+    pub fn register(self: &Arc<Self>, client: &Client, group: &str, data: Vec<u8>, interval: Duration, members_changed: Arc<Notify>) {
         let mut state = lock(&self.state);
-        state.groups.insert(group.to_string(), Member { data, interval, announced: false });
+        state.groups.insert(group.to_string(), Member { data, interval, announced: false, members_changed });
         if !state.timer_running {
             state.timer_running = true;
             tokio::spawn(self.clone().timer(client.clone()));
@@ -88,48 +116,56 @@ impl GroupHeartbeats {
     /// groups. The error of the last broker if a round reached none.
     pub async fn join(&self, client: &Client, group: &str) -> Result<(), Error> {
         loop {
-            let mut round = self.sending.lock().await;
+            let _joining = self.joining.lock().await;
             if lock(&self.state).groups.get(group).is_none_or(|member| member.announced) {
                 return Ok(());
             }
-            self.beat(client, &mut round).await?;
+            self.beat(client, Scope::Joining).await?;
         }
     }
 
-    /// Returns once a heartbeat that started after `since` was taken by a broker, sending one
-    /// unless such a round already succeeded: callers waiting together share a round. The error
-    /// of the last broker if none took it.
+    /// Returns once a refresh of the announced groups that started after `since` was taken by
+    /// a broker, sending one unless such a round already succeeded: callers waiting together
+    /// share a round. The error of the last broker if none took it.
     pub async fn beat_after(&self, client: &Client, since: Instant) -> Result<(), Error> {
-        let mut round = self.sending.lock().await;
+        let mut round = self.refreshing.lock().await;
         if round.accepted && round.started.is_some_and(|started| started >= since) {
             return Ok(());
         }
-        self.beat(client, &mut round).await
+        self.refresh(client, &mut round).await
     }
 
-    async fn beat(&self, client: &Client, round: &mut Round) -> Result<(), Error> {
+    async fn refresh(&self, client: &Client, round: &mut Round) -> Result<(), Error> {
         let started = Instant::now();
-        // Groups the brokers know first: a new group takes the broker long (it creates the
-        // group's retry topic), and known groups expire if not refreshed within 2 minutes.
-        let mut members: Vec<(bool, String, Vec<u8>)> =
-            lock(&self.state).groups.iter().map(|(group, m)| (!m.announced, group.clone(), m.data.clone())).collect();
-        members.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        // Few new groups per round keep rounds short, so known groups are refreshed in time.
-        let known = members.iter().take_while(|(new, _, _)| !new).count();
-        members.truncate(known + GROUPS_PER_REQUEST);
+        let result = self.beat(client, Scope::Known).await;
+        *round = Round { started: Some(started), accepted: result.is_ok() };
+        result
+    }
+
+    /// Sends the groups of `scope` to every broker, in requests of [`GROUPS_PER_REQUEST`].
+    async fn beat(&self, client: &Client, scope: Scope) -> Result<(), Error> {
+        let members: Vec<(String, Vec<u8>)> = {
+            let state = lock(&self.state);
+            let chosen = state.groups.iter().filter(|(_, member)| member.announced == (scope == Scope::Known));
+            let limit = if scope == Scope::Joining { GROUPS_PER_REQUEST } else { usize::MAX };
+            chosen.take(limit).map(|(group, member)| (group.clone(), member.data.clone())).collect()
+        };
+        if members.is_empty() {
+            return Ok(());
+        }
         // A broker restarted or lost us needs the heartbeat even when nothing changed: every broker of any known route.
         let addrs = client.all_broker_addrs();
         let mut accepted = false;
         let mut last_error = None;
         for addr in &addrs {
             for chunk in members.chunks(GROUPS_PER_REQUEST) {
-                let datas: Vec<&[u8]> = chunk.iter().map(|(_, _, data)| data.as_slice()).collect();
+                let datas: Vec<&[u8]> = chunk.iter().map(|(_, data)| data.as_slice()).collect();
                 let body = heartbeat_body_of(client.client_id(), &datas);
                 match rpc::heartbeat(client, addr, body, heartbeat_timeout(client, chunk.len())).await {
                     Ok(()) => {
                         accepted = true;
                         let mut state = lock(&self.state);
-                        for (_, group, _) in chunk {
+                        for (group, _) in chunk {
                             if let Some(member) = state.groups.get_mut(group) {
                                 member.announced = true;
                             }
@@ -144,7 +180,6 @@ impl GroupHeartbeats {
                 }
             }
         }
-        *round = Round { started: Some(started), accepted };
         match (accepted, last_error) {
             (true, _) => Ok(()),
             (false, Some(e)) => Err(e),
@@ -168,8 +203,8 @@ impl GroupHeartbeats {
                 }
             };
             tokio::time::sleep(interval).await;
-            let mut round = self.sending.lock().await;
-            match self.beat(&client, &mut round).await {
+            let mut round = self.refreshing.lock().await;
+            match self.refresh(&client, &mut round).await {
                 Ok(()) if failing => {
                     failing = false;
                     tracing::info!("heartbeats taken again");
@@ -183,6 +218,20 @@ impl GroupHeartbeats {
                 Err(_) => {}
             }
         }
+    }
+}
+
+/// Wakes the re-balance of the group a broker names, in O(1) however many groups run.
+impl RequestHandler for GroupHeartbeats {
+    fn handle(&self, server_addr: &str, request: &RemotingCommand) -> Option<RemotingCommand> {
+        if request.code != request::NOTIFY_CONSUMER_IDS_CHANGED {
+            return None;
+        }
+        let group = request.field("consumerGroup")?;
+        let members_changed = lock(&self.state).groups.get(group)?.members_changed.clone();
+        debug!(group, broker = server_addr, "group members changed; re-balancing");
+        members_changed.notify_one();
+        Some(RemotingCommand::response_to(request, response::SUCCESS, None))
     }
 }
 
@@ -262,6 +311,77 @@ pub(crate) struct ConsumerList {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::ClientConfig;
+    use crate::command::FrameCodec;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::net::TcpListener;
+    use tokio_util::codec::{FramedRead, FramedWrite};
+
+    /// A server that is both name server (topic "T" on itself) and broker: it takes every
+    /// heartbeat and sends the group names of each on `heartbeats`.
+    async fn fake_cluster(heartbeats: tokio::sync::mpsc::UnboundedSender<Vec<String>>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let route = format!(
+            r#"{{"brokerDatas":[{{"brokerAddrs":{{0:"{addr}"}},"brokerName":"b","cluster":"C"}}],
+                "queueDatas":[{{"brokerName":"b","perm":6,"readQueueNums":1,"writeQueueNums":1}}]}}"#
+        );
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (heartbeats, route) = (heartbeats.clone(), route.clone());
+                tokio::spawn(async move {
+                    let (r, w) = socket.into_split();
+                    let (mut requests, mut answers) = (FramedRead::new(r, FrameCodec::default()), FramedWrite::new(w, FrameCodec::default()));
+                    while let Some(Ok(request)) = requests.next().await {
+                        let mut answer = RemotingCommand::response_to(&request, response::SUCCESS, None);
+                        if request.code == request::HEART_BEAT {
+                            let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+                            let groups = body["consumerDataSet"].as_array().unwrap().iter().map(|c| c["groupName"].as_str().unwrap().to_string());
+                            heartbeats.send(groups.collect()).unwrap();
+                        } else {
+                            answer = answer.with_body(route.as_bytes().to_vec());
+                        }
+                        if answers.send(answer).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_joining_group_is_announced_alone_and_the_refresh_carries_every_group() {
+        let (tx, mut heartbeats) = tokio::sync::mpsc::unbounded_channel();
+        let addr = fake_cluster(tx).await;
+        let client = Client::new(ClientConfig::new([addr])).unwrap();
+        client.topic_route("T").await.unwrap();
+        let hub = client.group_heartbeats().clone();
+        let changed: Vec<Arc<Notify>> = (0..3).map(|_| Arc::default()).collect();
+        for (index, group) in ["A", "B", "C"].into_iter().enumerate() {
+            hub.register(&client, group, consumer_data(group, ConsumeFromWhere::LastOffset, &[]), Duration::from_secs(3600), changed[index].clone());
+            hub.join(&client, group).await.unwrap();
+            assert_eq!(heartbeats.recv().await.unwrap(), [group], "a join round carries only the groups no broker took yet");
+        }
+        hub.join(&client, "A").await.unwrap();
+        assert!(heartbeats.try_recv().is_err(), "an announced group joins without a round");
+        let joining = Arc::default();
+        hub.register(&client, "D", consumer_data("D", ConsumeFromWhere::LastOffset, &[]), Duration::from_secs(3600), joining);
+        let since = Instant::now();
+        hub.beat_after(&client, since).await.unwrap();
+        assert_eq!(heartbeats.recv().await.unwrap(), ["A", "B", "C"], "a refresh carries every announced group, and no joining one");
+        hub.beat_after(&client, since).await.unwrap();
+        assert!(heartbeats.try_recv().is_err(), "callers asking together share one refresh");
+
+        let notify = |group: &str| {
+            let request = RemotingCommand::request(request::NOTIFY_CONSUMER_IDS_CHANGED).with_field("consumerGroup", group);
+            hub.handle("broker", &request)
+        };
+        assert!(notify("B").is_some_and(|answer| answer.code == response::SUCCESS));
+        tokio::time::timeout(Duration::from_secs(1), changed[1].notified()).await.expect("B's re-balance is woken");
+        assert!(notify("unknown").is_none(), "a group of no consumer here is left to other handlers");
+    }
 
     #[test]
     fn heartbeat_matches_the_java_shape() {

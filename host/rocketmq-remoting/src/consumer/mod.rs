@@ -57,10 +57,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::client::{Client, HandlerId};
-use crate::codes::request;
-use crate::command::RemotingCommand;
-use crate::connection::RequestHandler;
+use crate::client::Client;
 use crate::error::Error;
 use crate::message::MessageExt;
 use crate::route::MessageQueue;
@@ -178,9 +175,10 @@ impl Batch {
 /// A running cluster consumer. Drop without [`Consumer::shutdown`] stops it without committing.
 pub struct Consumer {
     shared: Arc<Shared>,
-    batches: mpsc::Receiver<Batch>,
+    /// Boxed batches: a channel allocates a block of 32 slots up front, so slots of one pointer
+    /// keep that small for each of thousands of consumers.
+    batches: mpsc::Receiver<Box<Batch>>,
     tasks: Vec<JoinHandle<()>>,
-    handler: HandlerId,
 }
 
 struct Shared {
@@ -192,8 +190,9 @@ struct Shared {
     client_id: String,
     subscriptions: Vec<Subscription>,
     queues: Mutex<HashMap<MessageQueue, Arc<QueueState>>>,
-    batches: mpsc::Sender<Batch>,
-    rebalance_now: Notify,
+    batches: mpsc::Sender<Box<Batch>>,
+    /// Notified by the client's [`GroupHeartbeats`] when a broker says the members changed.
+    rebalance_now: Arc<Notify>,
     stop: CancellationToken,
     /// Serialises commits so an older offset never overtakes a newer one on the wire.
     commit_lock: tokio::sync::Mutex<()>,
@@ -255,14 +254,13 @@ impl Consumer {
             subscriptions,
             queues: Mutex::default(),
             batches: tx,
-            rebalance_now: Notify::new(),
+            rebalance_now: Arc::default(),
             stop: CancellationToken::new(),
             commit_lock: tokio::sync::Mutex::new(()),
             rebalance_failing: AtomicBool::new(false),
             outages: pull::Outages::default(),
             fallback_producer: tokio::sync::OnceCell::new(),
         });
-        let handler = client.add_request_handler(Arc::new(GroupChangeListener(Arc::downgrade(&shared))));
         let joined = async {
             // The main topic must exist; the retry topic appears after our first heartbeat.
             client.topic_route(&shared.subscriptions[0].topic).await?;
@@ -272,7 +270,6 @@ impl Consumer {
         };
         if let Err(e) = joined.await {
             client.group_heartbeats().unregister(&shared.group);
-            client.remove_request_handler(handler);
             lock(active_members()).remove(&member);
             return Err(e);
         }
@@ -283,7 +280,7 @@ impl Consumer {
             tokio::spawn(shared.clone().commit_loop()),
             tokio::spawn(shared.clone().max_offset_loop()),
         ];
-        Ok(Consumer { shared, batches, tasks, handler })
+        Ok(Consumer { shared, batches, tasks })
     }
 
     /// The next batch. Batches of queues revoked meanwhile are skipped (their new owner gets
@@ -292,7 +289,7 @@ impl Consumer {
         loop {
             let batch = self.batches.recv().await?;
             if !batch.revoked() {
-                return Some(batch);
+                return Some(*batch);
             }
         }
     }
@@ -365,7 +362,6 @@ impl Drop for Consumer {
             task.abort();
         }
         self.shared.client.group_heartbeats().unregister(&self.shared.group);
-        self.shared.client.remove_request_handler(self.handler);
         lock(active_members()).remove(&(self.shared.client_id.clone(), self.shared.group.clone()));
     }
 }
@@ -384,24 +380,6 @@ impl Acks {
     /// As [`Consumer::send_back`].
     pub async fn send_back(&self, message: &MessageExt, delay_level: i32) -> Result<(), Error> {
         self.0.send_back(message, delay_level).await
-    }
-}
-
-/// Re-balances at once when a broker says the group's members changed.
-struct GroupChangeListener(Weak<Shared>);
-
-impl RequestHandler for GroupChangeListener {
-    fn handle(&self, server_addr: &str, request: &RemotingCommand) -> Option<RemotingCommand> {
-        if request.code != request::NOTIFY_CONSUMER_IDS_CHANGED {
-            return None;
-        }
-        let shared = self.0.upgrade()?;
-        if request.field("consumerGroup") != Some(shared.group.as_str()) {
-            return None;
-        }
-        debug!(group = %shared.group, broker = server_addr, "group members changed; re-balancing");
-        shared.rebalance_now.notify_one();
-        Some(RemotingCommand::response_to(request, crate::codes::response::SUCCESS, None))
     }
 }
 
@@ -433,7 +411,7 @@ impl Shared {
     async fn join_heartbeats(&self) -> Result<(), Error> {
         let data = heartbeat::consumer_data(&self.group, self.consume_from(), &self.subscriptions);
         let heartbeats = self.client.group_heartbeats();
-        heartbeats.register(&self.client, &self.group, data, self.cfg.heartbeat_interval);
+        heartbeats.register(&self.client, &self.group, data, self.cfg.heartbeat_interval, self.rebalance_now.clone());
         heartbeats.join(&self.client, &self.group).await
     }
 
@@ -450,8 +428,9 @@ impl Shared {
                 _ = self.stop.cancelled() => return,
                 _ = tokio::time::sleep(self.cfg.commit_interval) => {}
             }
-            // Once per outage: commits are retried every interval anyway.
-            match self.commit_all().await {
+            // Once per outage: commits are retried every interval anyway. Boxed: the waiting
+            // loop stays small (thousands of consumers per process).
+            match Box::pin(self.commit_all()).await {
                 Ok(()) if std::mem::take(&mut failing) => info!(group = %self.group, "offset commits work again"),
                 Ok(()) => {}
                 Err(e) if !failing => {
@@ -495,6 +474,10 @@ impl Shared {
     }
 
     async fn unregister(&self) {
+        if self.client.is_leaving() {
+            debug!(group = %self.group, "leaving with the client's connections, not one by one");
+            return;
+        }
         for addr in self.client.all_broker_addrs() {
             if let Err(e) = rpc::unregister(&self.client, &addr, &self.client_id, &self.group, self.request_timeout()).await {
                 debug!(broker = %addr, error = %e, "unregister failed; the broker drops us when our heartbeat expires");

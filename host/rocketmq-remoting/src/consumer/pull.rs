@@ -114,10 +114,12 @@ impl Shared {
         loop {
             let found = tokio::select! {
                 _ = stop.cancelled() => return,
-                found = async {
+                // Boxed, as the other large steps of this loop: a task per queue of every
+                // consumer, thousands per process, each holds only the step it is in.
+                found = Box::pin(async {
                     let _permit = self.client.group_heartbeats().startup_permit().await;
                     self.start_offset(queue).await
-                } => found,
+                }) => found,
             };
             match found {
                 Ok((offset, stored)) => {
@@ -151,7 +153,7 @@ impl Shared {
             };
             let pulled = tokio::select! {
                 _ = stop.cancelled() => return,
-                pulled = self.pull(queue, offset, commit_offset, subscription) => pulled,
+                pulled = Box::pin(self.pull(queue, offset, commit_offset, subscription)) => pulled,
             };
             let pulled = {
                 let mut offsets = lock(&state.offsets);
@@ -196,7 +198,7 @@ impl Shared {
                     warn!(queue = %queue, offset, next_begin, "offset outside the queue; moving on as the broker says");
                     lock(&state.offsets).reset(next_begin);
                     let _serial = self.commit_lock.lock().await;
-                    if let Err(e) = self.commit_queue(&state).await {
+                    if let Err(e) = Box::pin(self.commit_queue(&state)).await {
                         warn!(queue = %queue, error = %e, "committing the corrected offset failed");
                     }
                     Vec::new()
@@ -215,7 +217,7 @@ impl Shared {
             if messages.is_empty() {
                 continue;
             }
-            let batch = Batch { queue: queue.clone(), messages, owner: Arc::downgrade(&state) };
+            let batch = Box::new(Batch { queue: queue.clone(), messages, owner: Arc::downgrade(&state) });
             tokio::select! {
                 _ = stop.cancelled() => return,
                 sent = self.batches.send(batch) => if sent.is_err() { return },
@@ -258,7 +260,7 @@ impl Shared {
                     let addr = self.client.find_master(&queue.topic, &queue.broker_name).await?;
                     rpc::max_offset(&self.client, &addr, queue, self.request_timeout()).await
                 };
-                match asked.await {
+                match Box::pin(asked).await {
                     Ok(max_offset) => lock(&state.offsets).saw_max_offset(max_offset),
                     // The pull task reports the broker's outage; the lag shown stays the last known.
                     Err(e) => debug!(queue = %queue, error = %e, "asking the max offset failed"),

@@ -31,7 +31,8 @@ impl Shared {
                 _ = tokio::time::sleep(jittered(self.cfg.rebalance_interval)) => {}
                 _ = self.rebalance_now.notified() => {}
             }
-            self.rebalance().await;
+            // Boxed: the waiting loop stays small (thousands of consumers per process).
+            Box::pin(self.rebalance()).await;
         }
     }
 
