@@ -172,8 +172,9 @@ impl Connection {
                 self.forget(opaque);
                 // A silent peer is presumed gone (host down, network cut: no RST arrives);
                 // close so the next request reconnects.
-                if self.silent_for() >= timeout.max(PRESUMED_DEAD_AFTER) {
-                    warn!(addr = self.addr, ?timeout, "no data from the server within the timeout; closing the connection");
+                let silent = self.silent_for();
+                if silent >= timeout.max(PRESUMED_DEAD_AFTER) {
+                    warn!(addr = self.addr, ?timeout, ?silent, "a request timed out and nothing came from the server meanwhile; closing the connection");
                     self.close();
                 }
                 Err(Error::Timeout { addr: self.addr.clone(), request: request_label(code), timeout })

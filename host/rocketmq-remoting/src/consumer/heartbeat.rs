@@ -145,9 +145,12 @@ impl GroupHeartbeats {
     /// Sends the groups of `scope` to every broker, in requests of [`GROUPS_PER_REQUEST`].
     async fn beat(&self, client: &Client, scope: Scope) -> Result<(), Error> {
         let members: Vec<(String, Vec<u8>)> = {
+            let (announced, limit) = match scope {
+                Scope::Joining => (false, GROUPS_PER_REQUEST),
+                Scope::Known => (true, usize::MAX),
+            };
             let state = lock(&self.state);
-            let chosen = state.groups.iter().filter(|(_, member)| member.announced == (scope == Scope::Known));
-            let limit = if scope == Scope::Joining { GROUPS_PER_REQUEST } else { usize::MAX };
+            let chosen = state.groups.iter().filter(|(_, member)| member.announced == announced);
             chosen.take(limit).map(|(group, member)| (group.clone(), member.data.clone())).collect()
         };
         if members.is_empty() {
