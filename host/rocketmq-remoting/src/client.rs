@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use crate::acl::Credentials;
 use crate::codes::{request, response};
 use crate::command::{parse_json, RemotingCommand, DEFAULT_MAX_FRAME};
-use crate::connection::{Connection, Handlers, RequestHandler};
+use crate::connection::{Connection, Handlers, PendingAnswer, RequestHandler};
 use crate::consumer::GroupHeartbeats;
 use crate::error::{request_label, Error};
 use crate::namespace;
@@ -232,14 +232,14 @@ impl Client {
 
     /// Sends `request` to `addr` and returns the response whatever its code (see
     /// [`Error::from_response`] and [`Client::invoke_ok`]). Signs it when credentials are set.
-    pub async fn invoke(&self, addr: &str, mut request: RemotingCommand, timeout: Duration) -> Result<RemotingCommand, Error> {
+    pub async fn invoke(&self, addr: &str, request: RemotingCommand, timeout: Duration) -> Result<RemotingCommand, Error> {
+        self.send(addr, request, timeout).await?.answer().await
+    }
+
+    /// The first half of [`Client::invoke`]: the request is on its way when this returns.
+    pub(crate) async fn send(&self, addr: &str, mut request: RemotingCommand, timeout: Duration) -> Result<PendingAnswer, Error> {
         self.sign(&mut request);
-        let connection = self.connection(addr).await?;
-        let result = connection.invoke(request, timeout).await;
-        if let Err(Error::ConnectionClosed { .. }) = &result {
-            self.drop_connection(addr, &connection).await;
-        }
-        result
+        self.connection(addr).await?.send(request, timeout).await
     }
 
     /// Like [`Client::invoke`], but a response code other than SUCCESS is an error.
@@ -256,8 +256,7 @@ impl Client {
     /// Sends a one-way request (no response).
     pub async fn invoke_oneway(&self, addr: &str, mut request: RemotingCommand) -> Result<(), Error> {
         self.sign(&mut request);
-        let connection = self.connection(addr).await?;
-        connection.invoke_oneway(request, self.inner.cfg.request_timeout).await
+        self.connection(addr).await?.invoke_oneway(request, self.inner.cfg.request_timeout).await
     }
 
     /// Sends `request` to the name servers, starting with the last one that answered and moving
@@ -292,7 +291,8 @@ impl Client {
         let cached = self.inner.routes.read().unwrap_or_else(|e| e.into_inner()).get(topic).cloned();
         match cached {
             Some(route) => Ok(route),
-            None => self.refresh_route(topic).await,
+            // Boxed, as in find_master: the rare path keeps the callers' futures small.
+            None => Box::pin(self.refresh_route(topic)).await,
         }
     }
 
@@ -337,7 +337,9 @@ impl Client {
         if let Some(addr) = self.master_addr(broker_name) {
             return Ok(addr);
         }
-        let route = self.refresh_route(topic).await?;
+        // Boxed: a name-server exchange is large and rare, and every pull waits in this call's
+        // caller.
+        let route = Box::pin(self.refresh_route(topic)).await?;
         route.master_addr(broker_name).map(str::to_string).ok_or_else(|| Error::NoMaster { broker_name: broker_name.to_string() })
     }
 
@@ -423,8 +425,23 @@ impl Client {
         }
     }
 
+    /// The open connection to `addr`, if there is one and nobody is opening or dropping it.
+    fn live_connection(&self, addr: &str) -> Option<Arc<Connection>> {
+        let slot = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner()).get(addr).cloned()?;
+        let state = slot.state.try_lock().ok()?;
+        state.connection.as_ref().filter(|connection| !connection.is_closed()).cloned()
+    }
+
     /// A live connection to `addr`: reused, or opened now unless the address is backing off.
     async fn connection(&self, addr: &str) -> Result<Arc<Connection>, Error> {
+        match self.live_connection(addr) {
+            Some(connection) => Ok(connection),
+            // Boxed: opening is large and rare, and every request's future would carry it.
+            None => Box::pin(self.open_connection(addr)).await,
+        }
+    }
+
+    async fn open_connection(&self, addr: &str) -> Result<Arc<Connection>, Error> {
         let slot = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner()).entry(addr.to_string()).or_default().clone();
         let mut state = slot.state.lock().await;
         if let Some(connection) = &state.connection {
@@ -460,16 +477,6 @@ impl Client {
                     debug!(addr, error = %e, retry_in = ?backoff, "connect failed again");
                 }
                 Err(e)
-            }
-        }
-    }
-
-    async fn drop_connection(&self, addr: &str, connection: &Arc<Connection>) {
-        let slot = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner()).get(addr).cloned();
-        if let Some(slot) = slot {
-            let mut state = slot.state.lock().await;
-            if state.connection.as_ref().is_some_and(|c| Arc::ptr_eq(c, connection)) {
-                state.connection = None;
             }
         }
     }

@@ -64,6 +64,40 @@ const PRESUMED_DEAD_AFTER: Duration = Duration::from_secs(10);
 #[cfg(test)]
 const PRESUMED_DEAD_AFTER: Duration = Duration::from_millis(100);
 
+/// A request queued by [`Connection::send`], its answer not yet in.
+pub(crate) struct PendingAnswer {
+    connection: Arc<Connection>,
+    opaque: i32,
+    code: i32,
+    answer: oneshot::Receiver<RemotingCommand>,
+    deadline: tokio::time::Instant,
+    /// For the error message.
+    timeout: Duration,
+}
+
+impl PendingAnswer {
+    /// The response, or a timeout when the request's time is up.
+    pub(crate) async fn answer(self) -> Result<RemotingCommand, Error> {
+        let PendingAnswer { connection, opaque, code, answer, deadline, timeout } = self;
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(response)) => Ok(response),
+            // The reader dropped our sender: the connection closed.
+            Ok(Err(_)) => Err(connection.closed_error(code)),
+            Err(_) => {
+                connection.forget(opaque);
+                // A silent peer is presumed gone (host down, network cut: no RST arrives);
+                // close so the next request reconnects.
+                let silent = connection.silent_for();
+                if silent >= timeout.max(PRESUMED_DEAD_AFTER) {
+                    warn!(addr = connection.addr, ?timeout, ?silent, "a request timed out and nothing came from the server meanwhile; closing the connection");
+                    connection.close();
+                }
+                Err(Error::Timeout { addr: connection.addr.clone(), request: request_label(code), timeout })
+            }
+        }
+    }
+}
+
 pub(crate) struct Connection {
     addr: String,
     writer: mpsc::Sender<RemotingCommand>,
@@ -146,40 +180,45 @@ impl Connection {
     }
 
     /// Sends a request and waits for its response (any code: callers interpret it).
-    pub(crate) async fn invoke(&self, request: RemotingCommand, timeout: Duration) -> Result<RemotingCommand, Error> {
+    #[cfg(test)]
+    pub(crate) async fn invoke(self: &Arc<Self>, request: RemotingCommand, timeout: Duration) -> Result<RemotingCommand, Error> {
+        self.send(request, timeout).await?.answer().await
+    }
+
+    /// Queues a request; [`PendingAnswer::answer`] waits for its response, both within
+    /// `timeout`. Split so a request waiting for its answer (a long-polling pull per queue,
+    /// thousands per process) holds only the receiver and the timer, not the request.
+    pub(crate) async fn send(self: &Arc<Self>, request: RemotingCommand, timeout: Duration) -> Result<PendingAnswer, Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
         let opaque = request.opaque;
         let code = request.code;
-        let (tx, rx) = oneshot::channel();
+        let (tx, answer) = oneshot::channel();
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(opaque, tx);
-        let closed_error = || Error::ConnectionClosed { addr: self.addr.clone(), request: request_label(code) };
         // Checked after inserting: the reader sets `closed` before it drains `pending`.
-        if self.is_closed() {
-            self.forget(opaque);
-            return Err(closed_error());
-        }
-        let exchange = async {
-            self.writer.send(request).await.map_err(|_| closed_error())?;
-            rx.await.map_err(|_| closed_error())
+        let queued = if self.is_closed() {
+            Err(self.closed_error(code))
+        } else {
+            // At once when the writer has room (nearly always); waiting for room is boxed.
+            match self.writer.try_send(request) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(request)) => match Box::pin(tokio::time::timeout_at(deadline, self.writer.send(request))).await {
+                    Ok(sent) => sent.map_err(|_| self.closed_error(code)),
+                    Err(_) => Err(Error::Timeout { addr: self.addr.clone(), request: request_label(code), timeout }),
+                },
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(self.closed_error(code)),
+            }
         };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => {
-                if result.is_err() {
-                    self.forget(opaque);
-                }
-                result
-            }
-            Err(_) => {
+        match queued {
+            Ok(()) => Ok(PendingAnswer { connection: self.clone(), opaque, code, answer, deadline, timeout }),
+            Err(e) => {
                 self.forget(opaque);
-                // A silent peer is presumed gone (host down, network cut: no RST arrives);
-                // close so the next request reconnects.
-                let silent = self.silent_for();
-                if silent >= timeout.max(PRESUMED_DEAD_AFTER) {
-                    warn!(addr = self.addr, ?timeout, ?silent, "a request timed out and nothing came from the server meanwhile; closing the connection");
-                    self.close();
-                }
-                Err(Error::Timeout { addr: self.addr.clone(), request: request_label(code), timeout })
+                Err(e)
             }
         }
+    }
+
+    fn closed_error(&self, code: i32) -> Error {
+        Error::ConnectionClosed { addr: self.addr.clone(), request: request_label(code) }
     }
 
     /// Sends a request flagged one-way; no response is expected.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::connection::PendingAnswer;
 use crate::error::Error;
 use crate::message::{decode_messages, property, MessageExt};
 use crate::producer::{OutgoingMessage, Producer};
@@ -151,9 +152,18 @@ impl Shared {
                 offsets.set_pulling(true);
                 (offsets.next_pull(), offsets.pending_commit())
             };
-            let pulled = tokio::select! {
+            // Sending is boxed (short, and large when it connects); the long poll that follows
+            // holds only the pending answer.
+            let sent = tokio::select! {
                 _ = stop.cancelled() => return,
-                pulled = Box::pin(self.pull(queue, offset, commit_offset, subscription)) => pulled,
+                sent = Box::pin(self.send_pull(queue, offset, commit_offset, subscription)) => sent,
+            };
+            let pulled = match sent {
+                Ok((addr, pending)) => tokio::select! {
+                    _ = stop.cancelled() => return,
+                    answer = pending.answer() => answer.and_then(|response| rpc::pull_result(&self.client, &addr, response)),
+                },
+                Err(e) => Err(e),
             };
             let pulled = {
                 let mut offsets = lock(&state.offsets);
@@ -225,13 +235,14 @@ impl Shared {
         }
     }
 
-    async fn pull(
+    /// Sends the next pull of `queue`; returns the broker's address and the pending answer.
+    async fn send_pull(
         &self,
         queue: &MessageQueue,
         offset: i64,
         commit_offset: Option<i64>,
         subscription: &super::Subscription,
-    ) -> Result<(PullResult, Option<i64>), Error> {
+    ) -> Result<(String, PendingAnswer), Error> {
         let addr = self.client.find_master(&queue.topic, &queue.broker_name).await?;
         let request = PullRequest {
             group: &self.group,
@@ -242,7 +253,8 @@ impl Shared {
             suspend: self.cfg.long_poll,
             commit_offset,
         };
-        rpc::pull(&self.client, &addr, request).await
+        let pending = rpc::send_pull(&self.client, &addr, request).await?;
+        Ok((addr, pending))
     }
 
     /// Asks for the max offset of every owned queue no pull told it lately, so the lag of a

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::client::Client;
 use crate::codes::{request, response};
 use crate::command::{parse_json, RemotingCommand};
+use crate::connection::PendingAnswer;
 use crate::error::Error;
 use crate::message::MessageExt;
 use crate::route::MessageQueue;
@@ -63,13 +64,17 @@ fn pull_command(pull: &PullRequest<'_>) -> RemotingCommand {
         .with_field("expressionType", "TAG")
 }
 
-/// The outcome, and the queue's max offset if the broker's answer carries it (every answer
-/// of a 4.x / 5.x broker does).
-pub(crate) async fn pull(client: &Client, addr: &str, pull: PullRequest<'_>) -> Result<(PullResult, Option<i64>), Error> {
+/// Sends PULL_MESSAGE; [`pull_result`] reads the answer. Split so the long wait for it holds
+/// only a [`PendingAnswer`] (a pull per queue waits, thousands per process).
+pub(crate) async fn send_pull(client: &Client, addr: &str, pull: PullRequest<'_>) -> Result<PendingAnswer, Error> {
     let request = pull_command(&pull);
     // Java waits 30 s for a 15 s long poll: the broker answers at the end of the hold.
-    let timeout = pull.suspend * 2;
-    let response = client.invoke(addr, request, timeout).await?;
+    client.send(addr, request, pull.suspend * 2).await
+}
+
+/// The outcome of a pull, and the queue's max offset if the broker's answer carries it
+/// (every answer of a 4.x / 5.x broker does).
+pub(crate) fn pull_result(client: &Client, addr: &str, response: RemotingCommand) -> Result<(PullResult, Option<i64>), Error> {
     let next_begin = || {
         response.field_i64("nextBeginOffset").ok_or_else(|| Error::BadResponse {
             addr: addr.to_string(),
