@@ -4,14 +4,16 @@
 //!
 //! ```text
 //! Consumer::start ──▶ the client's shared heartbeat (every 30 s, one per broker for all groups)
-//!                 ──▶ rebalance task (every 20 s ± jitter and on NOTIFY_CONSUMER_IDS_CHANGED)
+//!                 ──▶ housekeeping task, one per consumer:
+//!                       re-balance (every 20 s ± jitter and on NOTIFY_CONSUMER_IDS_CHANGED)
 //!                        └─▶ one pull task per owned queue ──▶ bounded channel ──▶ recv()
-//!                 ──▶ commit task (every commit_interval)                ack() ──┘
+//!                       commit (every commit_interval)                   ack() ──┘
+//!                       max offsets of queues not pulled lately (for the lag)
 //! ```
 //!
 //! Offsets are committed two ways: every PULL_MESSAGE carries the queue's acknowledged offset
 //! (the commit-offset flag, as the Java push consumer does: free, and as frequent as the
-//! pulls), and the commit task sends UPDATE_CONSUMER_OFFSET every [`ConsumerConfig::commit_interval`]
+//! pulls), and the housekeeping task sends UPDATE_CONSUMER_OFFSET every [`ConsumerConfig::commit_interval`]
 //! for queues whose pulls are parked (long poll, back-pressure).
 //!
 //! **Duplicates after a crash.** A consumer that dies without [`Consumer::shutdown`] (kill -9,
@@ -69,6 +71,7 @@ pub use subscription::{java_string_hash, Subscription};
 pub(crate) use heartbeat::GroupHeartbeats;
 use heartbeat::ConsumeFromWhere;
 use offsets::QueueOffsets;
+use stats::MAX_OFFSET_REFRESH;
 
 /// Where a group starts on a queue for which the broker has no stored offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -275,11 +278,7 @@ impl Consumer {
         }
         info!(group = %shared.group, topic = %shared.subscriptions[0].topic, client_id = %shared.client_id, "consumer started");
         shared.cfg.stats.running(&shared);
-        let tasks = vec![
-            tokio::spawn(shared.clone().rebalance_loop()),
-            tokio::spawn(shared.clone().commit_loop()),
-            tokio::spawn(shared.clone().max_offset_loop()),
-        ];
+        let tasks = vec![tokio::spawn(shared.clone().housekeeping())];
         Ok(Consumer { shared, batches, tasks })
     }
 
@@ -421,24 +420,52 @@ impl Shared {
         self.client.group_heartbeats().beat_after(&self.client, Instant::now()).await
     }
 
-    async fn commit_loop(self: Arc<Self>) {
-        let mut failing = false;
+    /// The consumer's timers, on one task (thousands of consumers per process): commits every
+    /// `commit_interval`, re-balances every `rebalance_interval` ± jitter and when a broker says
+    /// the members changed, refreshes stale max offsets. A step delays the others while it runs
+    /// (a re-balance during an outage: seconds); pulls commit meanwhile. Each step is boxed, so
+    /// the waiting task stays small.
+    async fn housekeeping(self: Arc<Self>) {
+        let start = Instant::now();
+        let mut commit_at = start + self.cfg.commit_interval;
+        // Jitter: thousands of consumers started together do not re-balance together.
+        let mut rebalance_at = start + rebalance::jittered(self.cfg.rebalance_interval);
+        let mut max_offset_at = start + MAX_OFFSET_REFRESH;
+        let mut commits_failing = false;
         loop {
-            tokio::select! {
+            let next = commit_at.min(rebalance_at).min(max_offset_at);
+            let members_changed = tokio::select! {
                 _ = self.stop.cancelled() => return,
-                _ = tokio::time::sleep(self.cfg.commit_interval) => {}
+                _ = tokio::time::sleep_until(next.into()) => false,
+                _ = self.rebalance_now.notified() => true,
+            };
+            let now = Instant::now();
+            if members_changed || now >= rebalance_at {
+                Box::pin(self.rebalance()).await;
+                rebalance_at = Instant::now() + rebalance::jittered(self.cfg.rebalance_interval);
             }
-            // Once per outage: commits are retried every interval anyway. Boxed: the waiting
-            // loop stays small (thousands of consumers per process).
-            match Box::pin(self.commit_all()).await {
-                Ok(()) if std::mem::take(&mut failing) => info!(group = %self.group, "offset commits work again"),
-                Ok(()) => {}
-                Err(e) if !failing => {
-                    failing = true;
-                    warn!(group = %self.group, error = %e, "offset commit failed; retrying every commit interval");
-                }
-                Err(e) => debug!(group = %self.group, error = %e, "offset commit failed again"),
+            if now >= commit_at {
+                Box::pin(self.commit_tick(&mut commits_failing)).await;
+                commit_at = Instant::now() + self.cfg.commit_interval;
             }
+            if now >= max_offset_at {
+                Box::pin(self.refresh_max_offsets()).await;
+                max_offset_at = Instant::now() + MAX_OFFSET_REFRESH;
+            }
+        }
+    }
+
+    /// The periodic commit; a failure is logged once per outage (commits are retried every
+    /// interval anyway).
+    async fn commit_tick(&self, failing: &mut bool) {
+        match self.commit_all().await {
+            Ok(()) if std::mem::take(failing) => info!(group = %self.group, "offset commits work again"),
+            Ok(()) => {}
+            Err(e) if !*failing => {
+                *failing = true;
+                warn!(group = %self.group, error = %e, "offset commit failed; retrying every commit interval");
+            }
+            Err(e) => debug!(group = %self.group, error = %e, "offset commit failed again"),
         }
     }
 

@@ -259,24 +259,18 @@ impl Shared {
 
     /// Asks for the max offset of every owned queue no pull told it lately, so the lag of a
     /// queue that is not pulling (back-pressure, failures) stays current.
-    pub(super) async fn max_offset_loop(self: Arc<Self>) {
-        loop {
-            tokio::select! {
-                _ = self.stop.cancelled() => return,
-                _ = tokio::time::sleep(MAX_OFFSET_REFRESH) => {}
-            }
-            let states: Vec<Arc<QueueState>> = lock(&self.queues).values().cloned().collect();
-            for state in states.iter().filter(|s| lock(&s.offsets).max_offset_stale(MAX_OFFSET_REFRESH)) {
-                let queue = &state.queue;
-                let asked = async {
-                    let addr = self.client.find_master(&queue.topic, &queue.broker_name).await?;
-                    rpc::max_offset(&self.client, &addr, queue, self.request_timeout()).await
-                };
-                match Box::pin(asked).await {
-                    Ok(max_offset) => lock(&state.offsets).saw_max_offset(max_offset),
-                    // The pull task reports the broker's outage; the lag shown stays the last known.
-                    Err(e) => debug!(queue = %queue, error = %e, "asking the max offset failed"),
-                }
+    pub(super) async fn refresh_max_offsets(&self) {
+        let states: Vec<Arc<QueueState>> = lock(&self.queues).values().cloned().collect();
+        for state in states.iter().filter(|s| lock(&s.offsets).max_offset_stale(MAX_OFFSET_REFRESH)) {
+            let queue = &state.queue;
+            let asked = async {
+                let addr = self.client.find_master(&queue.topic, &queue.broker_name).await?;
+                rpc::max_offset(&self.client, &addr, queue, self.request_timeout()).await
+            };
+            match asked.await {
+                Ok(max_offset) => lock(&state.offsets).saw_max_offset(max_offset),
+                // The pull task reports the broker's outage; the lag shown stays the last known.
+                Err(e) => debug!(queue = %queue, error = %e, "asking the max offset failed"),
             }
         }
     }

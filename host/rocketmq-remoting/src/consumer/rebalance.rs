@@ -16,26 +16,13 @@ use super::offsets::QueueOffsets;
 use super::{lock, rpc, QueueState, Shared};
 
 /// `interval` scaled by a random factor in [0.5, 1.5).
-fn jittered(interval: Duration) -> Duration {
+pub(super) fn jittered(interval: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
     interval.mul_f64(0.5 + (random % 1000) as f64 / 1000.0)
 }
 
 impl Shared {
-    pub(super) async fn rebalance_loop(self: Arc<Self>) {
-        loop {
-            tokio::select! {
-                _ = self.stop.cancelled() => return,
-                // Jitter: thousands of consumers started together do not re-balance together.
-                _ = tokio::time::sleep(jittered(self.cfg.rebalance_interval)) => {}
-                _ = self.rebalance_now.notified() => {}
-            }
-            // Boxed: the waiting loop stays small (thousands of consumers per process).
-            Box::pin(self.rebalance()).await;
-        }
-    }
-
     /// One re-balance of every subscribed topic. Failures keep the current assignment.
     pub(super) async fn rebalance(self: &Arc<Self>) {
         for index in 0..self.subscriptions.len() {
