@@ -108,15 +108,21 @@ impl Drop for QueueHealth<'_> {
 
 impl Shared {
     pub(super) async fn consume_queue(self: Arc<Self>, state: Arc<QueueState>, subscription: usize) {
+        // A task per queue of every consumer, thousands per process: its size is that of its
+        // largest step, so large steps are boxed, a failure waits at the top of the loop (where
+        // nothing else is held), and results are consumed in blocks that end before the next
+        // wait.
         let stop = &state.stop;
         let queue = &state.queue;
         let mut backoff = Backoff::new();
         let mut health = QueueHealth { outages: &self.outages, group: &self.group, queue, failing: false };
+        let mut failed = false;
         loop {
+            if std::mem::take(&mut failed) && !backoff.wait(stop).await {
+                return;
+            }
             let found = tokio::select! {
                 _ = stop.cancelled() => return,
-                // Boxed, as the other large steps of this loop: a task per queue of every
-                // consumer, thousands per process, each holds only the step it is in.
                 found = Box::pin(async {
                     let _permit = self.client.group_heartbeats().startup_permit().await;
                     self.start_offset(queue).await
@@ -131,15 +137,16 @@ impl Shared {
                 }
                 Err(e) => {
                     health.failed("finding the start offset", &e);
-                    if !backoff.wait(stop).await {
-                        return;
-                    }
+                    failed = true;
                 }
             }
         }
         backoff.reset();
         let subscription = &self.subscriptions[subscription];
         loop {
+            if std::mem::take(&mut failed) && !backoff.wait(stop).await {
+                return;
+            }
             // Back-pressure: wait for acks while the queue has too much outstanding.
             while lock(&state.offsets).unacked() >= self.cfg.max_unacked_per_queue {
                 tokio::select! {
@@ -147,79 +154,79 @@ impl Shared {
                     _ = state.room.notified() => {}
                 }
             }
-            let (offset, commit_offset) = {
-                let mut offsets = lock(&state.offsets);
-                offsets.set_pulling(true);
-                (offsets.next_pull(), offsets.pending_commit())
-            };
-            // Sending is boxed (short, and large when it connects); the long poll that follows
-            // holds only the pending answer.
-            let sent = tokio::select! {
-                _ = stop.cancelled() => return,
-                sent = Box::pin(self.send_pull(queue, offset, commit_offset, subscription)) => sent,
-            };
-            let pulled = match sent {
-                Ok((addr, pending)) => tokio::select! {
+            let messages = {
+                let (offset, commit_offset) = {
+                    let mut offsets = lock(&state.offsets);
+                    offsets.set_pulling(true);
+                    (offsets.next_pull(), offsets.pending_commit())
+                };
+                // Sending is boxed (short, and large when it connects); the long poll that
+                // follows holds only the pending answer.
+                let answer = match tokio::select! {
                     _ = stop.cancelled() => return,
-                    answer = pending.answer() => answer.and_then(|response| rpc::pull_result(&self.client, &addr, response)),
-                },
-                Err(e) => Err(e),
-            };
-            let pulled = {
-                let mut offsets = lock(&state.offsets);
-                offsets.set_pulling(false);
-                pulled.map(|(result, max_offset)| {
-                    if let Some(max_offset) = max_offset {
-                        offsets.saw_max_offset(max_offset);
+                    sent = Box::pin(self.send_pull(queue, offset, commit_offset, subscription)) => sent,
+                } {
+                    Ok((addr, pending)) => tokio::select! {
+                        _ = stop.cancelled() => return,
+                        answer = pending.answer() => answer.map(|response| (addr, response)),
+                    },
+                    Err(e) => Err(e),
+                };
+                let pulled = {
+                    let mut offsets = lock(&state.offsets);
+                    offsets.set_pulling(false);
+                    answer.and_then(|(addr, response)| rpc::pull_result(&self.client, &addr, response)).map(|(result, max_offset)| {
+                        if let Some(max_offset) = max_offset {
+                            offsets.saw_max_offset(max_offset);
+                        }
+                        if let Some(committed) = commit_offset {
+                            // The broker stored it when the pull arrived.
+                            offsets.persisted_at_least(committed);
+                        }
+                        result
+                    })
+                };
+                match pulled {
+                    Ok(PullResult::Found { body, next_begin }) => match decode_messages(&body) {
+                        Ok(messages) => {
+                            let kept: Vec<MessageExt> = messages
+                                .into_iter()
+                                .filter(|m| subscription.matches(m.tags()))
+                                .map(|m| self.restore(m, queue))
+                                .collect();
+                            lock(&state.offsets).delivered(kept.iter().map(|m| m.queue_offset), next_begin);
+                            kept
+                        }
+                        // Never skip what we cannot read: the queue waits (and logs) instead.
+                        Err(e) => {
+                            self.cfg.stats.pull_failed();
+                            warn!(queue = %queue, offset, error = %e, "undecodable pull response; retrying");
+                            failed = true;
+                            continue;
+                        }
+                    },
+                    Ok(PullResult::NoNewMessage { next_begin } | PullResult::NoMatchedMessage { next_begin }) => {
+                        lock(&state.offsets).delivered([], next_begin);
+                        Vec::new()
                     }
-                    result
-                })
-            };
-            if let (Ok(_), Some(committed)) = (&pulled, commit_offset) {
-                // The broker stored it when the pull arrived.
-                lock(&state.offsets).persisted_at_least(committed);
-            }
-            let messages = match pulled {
-                Ok(PullResult::Found { body, next_begin }) => match decode_messages(&body) {
-                    Ok(messages) => {
-                        let kept: Vec<MessageExt> = messages
-                            .into_iter()
-                            .filter(|m| subscription.matches(m.tags()))
-                            .map(|m| self.restore(m, queue))
-                            .collect();
-                        lock(&state.offsets).delivered(kept.iter().map(|m| m.queue_offset), next_begin);
-                        kept
+                    Ok(PullResult::OffsetIllegal { next_begin }) => {
+                        warn!(queue = %queue, offset, next_begin, "offset outside the queue; moving on as the broker says");
+                        lock(&state.offsets).reset(next_begin);
+                        let committed = Box::pin(async {
+                            let _serial = self.commit_lock.lock().await;
+                            self.commit_queue(&state).await
+                        });
+                        if let Err(e) = committed.await {
+                            warn!(queue = %queue, error = %e, "committing the corrected offset failed");
+                        }
+                        Vec::new()
                     }
-                    // Never skip what we cannot read: the queue waits (and logs) instead.
                     Err(e) => {
                         self.cfg.stats.pull_failed();
-                        warn!(queue = %queue, offset, error = %e, "undecodable pull response; retrying");
-                        if !backoff.wait(stop).await {
-                            return;
-                        }
+                        health.failed("pulling", &e);
+                        failed = true;
                         continue;
                     }
-                },
-                Ok(PullResult::NoNewMessage { next_begin } | PullResult::NoMatchedMessage { next_begin }) => {
-                    lock(&state.offsets).delivered([], next_begin);
-                    Vec::new()
-                }
-                Ok(PullResult::OffsetIllegal { next_begin }) => {
-                    warn!(queue = %queue, offset, next_begin, "offset outside the queue; moving on as the broker says");
-                    lock(&state.offsets).reset(next_begin);
-                    let _serial = self.commit_lock.lock().await;
-                    if let Err(e) = Box::pin(self.commit_queue(&state)).await {
-                        warn!(queue = %queue, error = %e, "committing the corrected offset failed");
-                    }
-                    Vec::new()
-                }
-                Err(e) => {
-                    self.cfg.stats.pull_failed();
-                    health.failed("pulling", &e);
-                    if !backoff.wait(stop).await {
-                        return;
-                    }
-                    continue;
                 }
             };
             backoff.reset();
