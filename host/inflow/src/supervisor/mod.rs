@@ -142,7 +142,7 @@ impl Supervisor {
         let (stop, stop_rx) = watch::channel(false);
         let (status_tx, status) = watch::channel(RuleStatus::Starting);
         let counters = self.counters.entry(rule.id.clone()).or_default().clone();
-        let task = tokio::spawn(rule::run(rule.clone(), env, stop_rx, status_tx, counters.clone()));
+        let task = tokio::spawn(rule::run(Arc::new(rule.clone()), env, stop_rx, status_tx, counters.clone()));
         self.view.0.write().unwrap_or_else(|e| e.into_inner()).insert(rule.id.clone(), RuleView { status, counters });
         self.rules.insert(rule.id.clone(), RuleHandle { config: rule, stop, task });
         Ok(())

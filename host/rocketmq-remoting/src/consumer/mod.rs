@@ -54,7 +54,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -178,9 +178,9 @@ impl Batch {
 /// A running cluster consumer. Drop without [`Consumer::shutdown`] stops it without committing.
 pub struct Consumer {
     shared: Arc<Shared>,
-    /// Boxed batches: a channel allocates a block of 32 slots up front, so slots of one pointer
-    /// keep that small for each of thousands of consumers.
-    batches: mpsc::Receiver<Box<Batch>>,
+    /// A flume channel of boxed batches: ~0.2 KB per consumer where tokio's mpsc takes ~0.8 KB
+    /// (cache-padded ends, a block of 32 slots), for each of thousands of consumers.
+    batches: flume::Receiver<Box<Batch>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -193,7 +193,7 @@ struct Shared {
     client_id: String,
     subscriptions: Vec<Subscription>,
     queues: Mutex<HashMap<MessageQueue, Arc<QueueState>>>,
-    batches: mpsc::Sender<Box<Batch>>,
+    batches: flume::Sender<Box<Batch>>,
     /// Notified by the client's [`GroupHeartbeats`] when a broker says the members changed.
     rebalance_now: Arc<Notify>,
     stop: CancellationToken,
@@ -247,7 +247,7 @@ impl Consumer {
                 "client {client_id} already runs a consumer of group {group:?}; use one consumer per group per client (or another Client)"
             )));
         }
-        let (tx, batches) = mpsc::channel(cfg.channel_capacity);
+        let (tx, batches) = flume::bounded(cfg.channel_capacity);
         let shared = Arc::new(Shared {
             client: client.clone(),
             cfg,
@@ -286,7 +286,7 @@ impl Consumer {
     /// them again from the committed offset).
     pub async fn recv(&mut self) -> Option<Batch> {
         loop {
-            let batch = self.batches.recv().await?;
+            let batch = self.batches.recv_async().await.ok()?;
             if !batch.revoked() {
                 return Some(*batch);
             }

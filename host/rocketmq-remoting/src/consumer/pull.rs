@@ -167,6 +167,9 @@ impl Shared {
                     sent = Box::pin(self.send_pull(queue, offset, commit_offset, subscription)) => sent,
                 } {
                     Ok((addr, pending)) => tokio::select! {
+                        // First: a queue stopped while its connection closes (process stop)
+                        // is not a failed pull.
+                        biased;
                         _ = stop.cancelled() => return,
                         answer = pending.answer() => answer.map(|response| (addr, response)),
                     },
@@ -237,7 +240,7 @@ impl Shared {
             let batch = Box::new(Batch { queue: queue.clone(), messages, owner: Arc::downgrade(&state) });
             tokio::select! {
                 _ = stop.cancelled() => return,
-                sent = self.batches.send(batch) => if sent.is_err() { return },
+                sent = self.batches.send_async(batch) => if sent.is_err() { return },
             }
         }
     }

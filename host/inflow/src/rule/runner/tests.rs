@@ -206,7 +206,7 @@ impl Rig {
         let (stop, stop_rx) = watch::channel(false);
         let (status_tx, status) = watch::channel(RuleStatus::Starting);
         let counters = Arc::new(RuleCounters::default());
-        let task = tokio::spawn(run(rule, env, stop_rx, status_tx, counters.clone()));
+        let task = tokio::spawn(run(Arc::new(rule), env, stop_rx, status_tx, counters.clone()));
         Rig { batches, log, publishes, plugin, stop, status, counters, task }
     }
 
