@@ -12,7 +12,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 // jemalloc keeps freed pages 10 s by default; here they go back within a second, by its own
 // thread. With 10 000 rules the start-up's and the admin API's transient allocations otherwise
-// stay resident: 421 -> 273 MiB (README). `_RJEM_MALLOC_CONF` still overrides it.
+// stay resident: 421 -> 267 MiB (README). `_RJEM_MALLOC_CONF` still overrides it.
 #[cfg(target_os = "linux")]
 #[export_name = "_rjem_malloc_conf"]
 static MALLOC_CONF: &[u8; 60] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
