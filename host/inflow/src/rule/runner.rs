@@ -169,23 +169,11 @@ async fn consume<S: Source, P: Publisher, V: PluginVersion>(
 ) -> Outcome {
     // Tells the workers to end, once the rule stops or one of them ended the run.
     let (halt, halted) = watch::channel(false);
-    let mut lanes = Vec::with_capacity(mappers.len());
+    // A worker and its lane start with the first batch it is given: a rule whose queues are
+    // idle holds no worker tasks (thousands of rules per host, most of them quiet).
+    let mut idle: Vec<Option<Mapper<V::Instance>>> = mappers.into_iter().map(Some).collect();
+    let mut lanes: Vec<Option<flume::Sender<Box<Batch>>>> = idle.iter().map(|_| None).collect();
     let mut workers = JoinSet::new();
-    for mapper in mappers {
-        // flume: ~0.2 KB a lane where tokio's mpsc takes ~0.8 KB (thousands of rules per host).
-        let (tx, batches) = flume::bounded(LANE_DEPTH);
-        lanes.push(tx);
-        let worker = Worker {
-            rule: rule.clone(),
-            publisher: env.publisher.clone(),
-            acks: subscription.acks(),
-            plugin: env.plugin.clone(),
-            drain_grace: env.drain_grace,
-            pending: FuturesUnordered::new(),
-            counters: counters.clone(),
-        };
-        workers.spawn(worker.run(mapper, batches, halted.clone()));
-    }
     let mut assignment = Assignment::new(lanes.len());
     let mut outcome = loop {
         tokio::select! {
@@ -194,7 +182,25 @@ async fn consume<S: Source, P: Publisher, V: PluginVersion>(
             Some(ended) = workers.join_next() => break ended.unwrap_or(Outcome::Stop),
             batch = subscription.recv() => {
                 let Some(batch) = batch else { break Outcome::Stop };
-                let lane = &lanes[assignment.lane(&batch.queue)];
+                let l = assignment.lane(&batch.queue);
+                let lane = lanes[l].get_or_insert_with(|| {
+                    // flume: ~0.2 KB a lane where tokio's mpsc takes ~0.8 KB.
+                    let (tx, batches) = flume::bounded(LANE_DEPTH);
+                    let mapper = idle[l].take().expect("a lane without a sender has its mapper");
+                    let worker = Worker {
+                        rule: rule.clone(),
+                        publisher: env.publisher.clone(),
+                        acks: subscription.acks(),
+                        // Cloned from the receiver the mappers were made from: a version that
+                        // arrived since is still seen as new by this worker.
+                        plugin: env.plugin.clone(),
+                        drain_grace: env.drain_grace,
+                        pending: FuturesUnordered::new(),
+                        counters: counters.clone(),
+                    };
+                    workers.spawn(worker.run(mapper, batches, halted.clone()));
+                    tx
+                });
                 // Waits while that worker is busy: back-pressure on the consumer.
                 tokio::select! {
                     biased;
