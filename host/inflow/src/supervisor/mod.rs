@@ -21,7 +21,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 struct RuleHandle {
-    config: RuleConfig,
+    /// Shared with the rule's task: one copy of each config (thousands of rules per host).
+    config: Arc<RuleConfig>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -110,7 +111,7 @@ impl Supervisor {
     /// config changed (each drains and commits first, so nothing is lost or delivered twice by
     /// the change) and starts the new ones. Rules that did not change are not touched.
     pub async fn apply(&mut self, wanted: Vec<RuleConfig>) -> anyhow::Result<()> {
-        let plan = Plan::new(&self.rules.iter().map(|(id, h)| (id.as_str(), &h.config)).collect(), wanted);
+        let plan = Plan::new(&self.rules.iter().map(|(id, h)| (id.as_str(), &*h.config)).collect(), wanted);
         let changed = plan.start.iter().map(|r| &r.id).filter(|id| self.rules.contains_key(*id));
         let stopping: Vec<String> = plan.stop.iter().chain(changed).cloned().collect();
         self.stop_rules(&stopping).await;
@@ -122,7 +123,7 @@ impl Supervisor {
 
     /// The config of every running rule, in id order.
     pub fn running(&self) -> Vec<RuleConfig> {
-        self.rules.values().map(|h| h.config.clone()).collect()
+        self.rules.values().map(|h| RuleConfig::clone(&h.config)).collect()
     }
 
     /// Starts one rule (a disabled rule is registered and consumes nothing).
@@ -142,7 +143,8 @@ impl Supervisor {
         let (stop, stop_rx) = watch::channel(false);
         let (status_tx, status) = watch::channel(RuleStatus::Starting);
         let counters = self.counters.entry(rule.id.clone()).or_default().clone();
-        let task = tokio::spawn(rule::run(Arc::new(rule.clone()), env, stop_rx, status_tx, counters.clone()));
+        let rule = Arc::new(rule);
+        let task = tokio::spawn(rule::run(rule.clone(), env, stop_rx, status_tx, counters.clone()));
         self.view.0.write().unwrap_or_else(|e| e.into_inner()).insert(rule.id.clone(), RuleView { status, counters });
         self.rules.insert(rule.id.clone(), RuleHandle { config: rule, stop, task });
         Ok(())
