@@ -161,13 +161,13 @@ fn find<'a>(reports: &'a [RuleReport], id: &str) -> Option<&'a RuleReport> {
     reports.binary_search_by(|r| r.id.as_str().cmp(id)).ok().map(|i| &reports[i])
 }
 
-/// A rule in the list: what an operator scans for.
+/// `GET /api/v1/rules`.
 #[derive(Serialize)]
 struct RuleList<'a> {
     rules: Vec<Summary<'a>>,
 }
 
-/// One rule of the list, as the console shows it.
+/// A rule in the list: what an operator scans for.
 #[derive(Serialize)]
 struct Summary<'a> {
     id: &'a str,
