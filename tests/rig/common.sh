@@ -41,15 +41,23 @@ claim_port() {
   return 1
 }
 
+# reserved_by <port> <statedir>: whether <statedir> holds the reservation of <port> already.
+reserved_by() {
+  [[ $(cat "$PORT_RESERVATIONS/$1/owner" 2>/dev/null) == "$2" ]]
+}
+
 # reserve_ports <statedir> <offset>...: picks a base port B such that every B+offset is
-# free and unreserved, reserves them for <statedir> and prints B. Range 20000-32000 stays
-# below the kernel's ephemeral range, so outgoing connections never take these ports.
+# free and unreserved, reserves them for <statedir> and prints B. B is drawn from the 12 000
+# ports below the kernel's ephemeral range (20000-32000 by default), so neither outgoing
+# connections nor listeners on port 0 (admin servers, Prometheus) ever take these ports.
 reserve_ports() {
   local statedir="$1"; shift
   mkdir -p "$PORT_RESERVATIONS"
-  local attempt base offset port ok taken
+  local ephemeral_low bottom=20000 attempt base offset port ok taken
+  read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || ephemeral_low=32768
+  if ((ephemeral_low - 12010 >= 1024)); then bottom=$((ephemeral_low - 12010)); fi
   for attempt in $(seq 1 200); do
-    base=$((20000 + RANDOM % 12000))
+    base=$((bottom + RANDOM % 12000))
     ok=1; taken=()
     for offset in "$@"; do
       port=$((base + offset))
@@ -65,7 +73,7 @@ reserve_ports() {
     fi
     for port in "${taken[@]}"; do rm -rf "$PORT_RESERVATIONS/$port"; done
   done
-  die "no free loopback ports found in 20000-32000 (reservations in $PORT_RESERVATIONS)"
+  die "no free loopback ports found in $bottom-$((bottom + 12000)) (reservations in $PORT_RESERVATIONS)"
 }
 
 # release_ports <statedir>: frees every port reserved for <statedir>.

@@ -11,12 +11,15 @@
 #                                   openssl in <statedir>/tls), a password file with one user,
 #                                   anonymous access off; <statedir>/env also gets MQTT_CA (CA PEM),
 #                                   MQTT_USER and MQTT_PASSWORD (MQTT is then the TLS port).
-#   mosquitto.sh stop <statedir>    stop it (SIGTERM saves the persistent sessions), wait for the exit
+#   mosquitto.sh stop <statedir> [--keep-port]
+#                                   stop it (SIGTERM saves the persistent sessions), wait for the
+#                                   exit; --keep-port keeps its port reserved for the next start
+#                                   (an outage), so no other rig takes it meanwhile
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 usage() {
-  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -58,7 +61,7 @@ cmd_start() {
   if [[ -f $statedir/mosquitto.port ]]; then
     port="$(cat "$statedir/mosquitto.port")"
     mkdir -p "$PORT_RESERVATIONS"
-    if port_in_use "$port" || ! claim_port "$port"; then
+    if port_in_use "$port" || ! { reserved_by "$port" "$statedir" || claim_port "$port"; }; then
       die "port $port, which this Mosquitto used before, is taken now; use a new statedir"
     fi
     echo "$statedir" >"$PORT_RESERVATIONS/$port/owner"
@@ -115,11 +118,13 @@ CONF
 }
 
 cmd_stop() {
+  local keep_port=0
+  if [[ $# == 2 && $2 == --keep-port ]]; then keep_port=1; set -- "$1"; fi
   [[ $# == 1 ]] || usage
   local statedir
   statedir="$(cd "$1" 2>/dev/null && pwd)" || die "no Mosquitto state in '$1'"
   stop_pidfile "$statedir/mosquitto.pid" mosquitto
-  release_ports "$statedir"
+  [[ $keep_port == 1 ]] || release_ports "$statedir"
   rm -f "$statedir/env"
 }
 

@@ -92,10 +92,11 @@ impl Mosquitto {
         self.statedir.as_ref().expect("own Mosquitto has a statedir").to_string_lossy().into_owned()
     }
 
-    /// Stops the broker (persistent sessions are saved); [`Mosquitto::resume`] restarts it on the same port.
+    /// Stops the broker (persistent sessions are saved); [`Mosquitto::resume`] restarts it on the
+    /// same port, which stays reserved meanwhile so that no other test's rig takes it.
     pub fn stop(&self) {
         let statedir = self.own_statedir("stop");
-        run_script("mosquitto.sh", &["stop", &statedir]);
+        run_script("mosquitto.sh", &["stop", &statedir, "--keep-port"]);
     }
 
     /// Starts the broker again after [`Mosquitto::stop`], on the same port, with its sessions.
