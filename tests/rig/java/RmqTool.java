@@ -408,6 +408,11 @@ public class RmqTool {
             new AllocateMessageQueueAveragely());
         consumer.setNamesrvAddr(o.required("namesrv"));
         consumer.setInstanceName(instanceName());
+        // A re-balance tells the broker the subscription's new version with a heartbeat that is
+        // skipped when another heartbeat holds the client's lock (a tryLock), e.g. the one sent at
+        // start; the broker then answers every pull "subscription not latest" until the next
+        // periodic heartbeat, 30 s by default. Once a second keeps that wait short.
+        consumer.setHeartbeatBrokerInterval(1000);
         switch (from) {
             case "earliest": consumer.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET); break;
             case "latest": consumer.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET); break;
