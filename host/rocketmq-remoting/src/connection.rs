@@ -2,6 +2,7 @@
 //! completing pending requests by opaque and dispatching requests the server sends to us.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -50,7 +51,9 @@ impl Handlers {
     }
 }
 
-type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>>;
+/// Answers are boxed: a pending request's channel holds a pointer, not a 144-byte command, and
+/// every queue of every consumer has a pull pending nearly all the time.
+type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Box<RemotingCommand>>>>>;
 
 /// Frames waiting for the writer; bounded so a stuck socket pushes back on callers.
 const WRITE_QUEUE: usize = 1024;
@@ -69,30 +72,33 @@ pub(crate) struct PendingAnswer {
     connection: Arc<Connection>,
     opaque: i32,
     code: i32,
-    answer: oneshot::Receiver<RemotingCommand>,
+    answer: oneshot::Receiver<Box<RemotingCommand>>,
     deadline: tokio::time::Instant,
     /// For the error message.
     timeout: Duration,
 }
 
 impl PendingAnswer {
-    /// The response, or a timeout when the request's time is up.
-    pub(crate) async fn answer(self) -> Result<RemotingCommand, Error> {
+    /// The response, or a timeout when the request's time is up. Not an `async fn`: its future
+    /// would hold `self` beside the fields taken out of it, in every queue's long poll.
+    pub(crate) fn answer(self) -> impl Future<Output = Result<RemotingCommand, Error>> {
         let PendingAnswer { connection, opaque, code, answer, deadline, timeout } = self;
-        match tokio::time::timeout_at(deadline, answer).await {
-            Ok(Ok(response)) => Ok(response),
-            // The reader dropped our sender: the connection closed.
-            Ok(Err(_)) => Err(connection.closed_error(code)),
-            Err(_) => {
-                connection.forget(opaque);
-                // A silent peer is presumed gone (host down, network cut: no RST arrives);
-                // close so the next request reconnects.
-                let silent = connection.silent_for();
-                if silent >= timeout.max(PRESUMED_DEAD_AFTER) {
-                    warn!(addr = connection.addr, ?timeout, ?silent, "a request timed out and nothing came from the server meanwhile; closing the connection");
-                    connection.close();
+        async move {
+            match tokio::time::timeout_at(deadline, answer).await {
+                Ok(Ok(response)) => Ok(*response),
+                // The reader dropped our sender: the connection closed.
+                Ok(Err(_)) => Err(connection.closed_error(code)),
+                Err(_) => {
+                    connection.forget(opaque);
+                    // A silent peer is presumed gone (host down, network cut: no RST arrives);
+                    // close so the next request reconnects.
+                    let silent = connection.silent_for();
+                    if silent >= timeout.max(PRESUMED_DEAD_AFTER) {
+                        warn!(addr = connection.addr, ?timeout, ?silent, "a request timed out and nothing came from the server meanwhile; closing the connection");
+                        connection.close();
+                    }
+                    Err(Error::Timeout { addr: connection.addr.clone(), request: request_label(code), timeout })
                 }
-                Err(Error::Timeout { addr: connection.addr.clone(), request: request_label(code), timeout })
             }
         }
     }
@@ -304,7 +310,7 @@ async fn read_loop(
             let waiter = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&command.opaque);
             match waiter {
                 Some(waiter) => {
-                    let _ = waiter.send(command);
+                    let _ = waiter.send(Box::new(command));
                 }
                 None => debug!(addr, opaque = command.opaque, "response for a request no one waits for (timed out?)"),
             }

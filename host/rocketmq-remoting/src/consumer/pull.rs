@@ -2,13 +2,14 @@
 //! hand batches to the channel, and stop pulling while too much is unacknowledged.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::connection::PendingAnswer;
+use crate::command::RemotingCommand;
 use crate::error::Error;
 use crate::message::{decode_messages, property, MessageExt};
 use crate::producer::{OutgoingMessage, Producer};
@@ -160,20 +161,12 @@ impl Shared {
                     offsets.set_pulling(true);
                     (offsets.next_pull(), offsets.pending_commit())
                 };
-                // Sending is boxed (short, and large when it connects); the long poll that
-                // follows holds only the pending answer.
-                let answer = match tokio::select! {
+                let answer = tokio::select! {
+                    // First: a queue stopped while its connection closes (process stop) is
+                    // not a failed pull.
+                    biased;
                     _ = stop.cancelled() => return,
-                    sent = Box::pin(self.send_pull(queue, offset, commit_offset, subscription)) => sent,
-                } {
-                    Ok((addr, pending)) => tokio::select! {
-                        // First: a queue stopped while its connection closes (process stop)
-                        // is not a failed pull.
-                        biased;
-                        _ = stop.cancelled() => return,
-                        answer = pending.answer() => answer.map(|response| (addr, response)),
-                    },
-                    Err(e) => Err(e),
+                    answer = self.pull(queue, offset, commit_offset, subscription) => answer,
                 };
                 let pulled = {
                     let mut offsets = lock(&state.offsets);
@@ -245,26 +238,36 @@ impl Shared {
         }
     }
 
-    /// Sends the next pull of `queue`; returns the broker's address and the pending answer.
-    async fn send_pull(
-        &self,
-        queue: &MessageQueue,
+    /// Sends the next pull of `queue` and waits for the broker's answer (a long poll); returns
+    /// the broker's address with the answer. Not an `async fn`, whose future would keep the
+    /// arguments through the long poll, where a queue's task spends its life.
+    fn pull<'a>(
+        &'a self,
+        queue: &'a MessageQueue,
         offset: i64,
         commit_offset: Option<i64>,
-        subscription: &super::Subscription,
-    ) -> Result<(String, PendingAnswer), Error> {
-        let addr = self.client.find_master(&queue.topic, &queue.broker_name).await?;
-        let request = PullRequest {
-            group: &self.group,
-            queue,
-            offset,
-            max_messages: self.cfg.pull_batch_size,
-            subscription,
-            suspend: self.cfg.long_poll,
-            commit_offset,
-        };
-        let pending = rpc::send_pull(&self.client, &addr, request).await?;
-        Ok((addr, pending))
+        subscription: &'a super::Subscription,
+    ) -> impl Future<Output = Result<(String, RemotingCommand), Error>> + 'a {
+        // Sending is boxed (short, and large when it connects): the long poll holds only the
+        // address and the pending answer.
+        let sent = Box::pin(async move {
+            let addr = self.client.find_master(&queue.topic, &queue.broker_name).await?;
+            let request = PullRequest {
+                group: &self.group,
+                queue,
+                offset,
+                max_messages: self.cfg.pull_batch_size,
+                subscription,
+                suspend: self.cfg.long_poll,
+                commit_offset,
+            };
+            let pending = rpc::send_pull(&self.client, &addr, request).await?;
+            Ok::<_, Error>((addr, pending))
+        });
+        async move {
+            let (addr, pending) = sent.await?;
+            Ok((addr, pending.answer().await?))
+        }
     }
 
     /// Asks for the max offset of every owned queue no pull told it lately, so the lag of a
