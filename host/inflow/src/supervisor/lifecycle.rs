@@ -71,7 +71,8 @@ pub struct Control {
 struct Inner {
     supervisor: Supervisor,
     catalog: Catalog,
-    /// The config the process started with: its sections apply only at a restart.
+    /// The config the process started with, without its rules (they are in the catalog): its
+    /// sections apply only at a restart.
     started: Config,
 }
 
@@ -108,13 +109,16 @@ impl MainRules {
 
 impl Control {
     /// Reads the rules folder beside `config`, then starts the shared parts and every rule.
-    pub async fn start(config: Config, config_path: &Path, drain_grace: Duration) -> anyhow::Result<Control> {
+    pub async fn start(mut config: Config, config_path: &Path, drain_grace: Duration) -> anyhow::Result<Control> {
         let counters = Arc::new(ReloadCounters::default());
+        // The rules move to the catalog; what is kept of `config` is the sections that apply
+        // only at a restart (a copy of ten thousand rules otherwise).
+        let rules = std::mem::take(&mut config.rules);
         let mut catalog = Catalog {
             config_path: config_path.to_path_buf(),
             rules_dir: config.rules_dir.clone(),
             plugin_dir: config.plugins.dir.clone(),
-            main: MainRules::new(config.rules.clone()),
+            main: MainRules::new(rules),
             files: BTreeMap::new(),
             main_enabled: BTreeMap::new(),
         };
