@@ -32,7 +32,7 @@ pub fn rule_file(dir: &Path, id: &str) -> PathBuf {
 /// against `main` (the config file's rules) and the files accepted before it; a file with a
 /// mistake is refused on its own and the others still count. A folder that does not exist
 /// holds no rules.
-pub fn read_rule_folder(dir: &Path, main: &[RuleConfig], plugins: &PluginLookup<'_>) -> RuleFolder {
+pub fn read_rule_folder<'a>(dir: &Path, main: impl IntoIterator<Item = &'a RuleConfig>, plugins: &PluginLookup<'_>) -> RuleFolder {
     let mut folder = RuleFolder::default();
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| is_rule_file(p)).collect(),

@@ -13,6 +13,7 @@ use crate::sink::{Delivery, Publish, PublishError, Publisher, QoS};
 use crate::source::{Acks, Batch, Message, MessageQueue, Source, Subscription};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
@@ -49,7 +50,7 @@ pub(crate) async fn run<S: Source, P: Publisher, V: PluginVersion>(
     status: watch::Sender<RuleStatus>,
     counters: Arc<RuleCounters>,
 ) {
-    let id = rule.id.clone();
+    let id = rule.id.as_str();
     if !rule.enabled {
         let _ = status.send(RuleStatus::Disabled);
         info!(rule = %id, "rule disabled: consuming nothing");
@@ -234,8 +235,10 @@ struct Mapped {
 }
 
 /// Which worker serves each queue: a new queue goes to the worker with the fewest queues.
+/// Queues are known by a hash of their name, not a copy of it (two strings a queue, thousands of
+/// rules per host); two queues sharing a hash share a worker, which keeps each one's order.
 struct Assignment {
-    lanes: HashMap<MessageQueue, usize>,
+    lanes: HashMap<u64, usize>,
     queues_per_lane: Vec<usize>,
 }
 
@@ -245,12 +248,13 @@ impl Assignment {
     }
 
     fn lane(&mut self, queue: &MessageQueue) -> usize {
-        if let Some(&lane) = self.lanes.get(queue) {
+        let key = BuildHasherDefault::<DefaultHasher>::default().hash_one(queue);
+        if let Some(&lane) = self.lanes.get(&key) {
             return lane;
         }
         let lane = (0..self.queues_per_lane.len()).min_by_key(|&l| self.queues_per_lane[l]).expect("at least one worker");
         self.queues_per_lane[lane] += 1;
-        self.lanes.insert(queue.clone(), lane);
+        self.lanes.insert(key, lane);
         lane
     }
 }

@@ -83,7 +83,8 @@ pub trait Acks: Clone + Send + Sync + 'static {
 #[derive(Clone)]
 pub struct RocketMq {
     pub client: Client,
-    pub config: RocketMqConfig,
+    /// Shared: every rule holds a `RocketMq` (thousands per host).
+    pub config: Arc<RocketMqConfig>,
 }
 
 impl Source for RocketMq {

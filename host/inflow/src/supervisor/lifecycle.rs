@@ -33,7 +33,8 @@ pub enum Origin {
 /// A rule as the lifecycle knows it: its config (enabled state included) and its file.
 #[derive(Debug, Clone)]
 pub struct RuleEntry {
-    pub config: RuleConfig,
+    /// Shared with the catalog and the running rule.
+    pub config: Arc<RuleConfig>,
     pub origin: Origin,
     pub file: PathBuf,
 }
@@ -84,25 +85,25 @@ struct Catalog {
     /// The `[[rule]]`s of the config file, as written there.
     main: MainRules,
     /// The rules of the folder, by id.
-    files: BTreeMap<String, RuleConfig>,
+    files: BTreeMap<String, Arc<RuleConfig>>,
     /// The enabled state the API gave rules of the config file.
     main_enabled: BTreeMap<String, bool>,
 }
 
 /// The config file's rules in their order, found by id in constant time (a list of ten
-/// thousand rules asks for each).
+/// thousand rules asks for each). Each config is shared with the rule running it.
 struct MainRules {
-    rules: Vec<RuleConfig>,
+    rules: Vec<Arc<RuleConfig>>,
     by_id: HashMap<String, usize>,
 }
 
 impl MainRules {
     fn new(rules: Vec<RuleConfig>) -> MainRules {
         let by_id = rules.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
-        MainRules { rules, by_id }
+        MainRules { rules: rules.into_iter().map(Arc::new).collect(), by_id }
     }
 
-    fn get(&self, id: &str) -> Option<&RuleConfig> {
+    fn get(&self, id: &str) -> Option<&Arc<RuleConfig>> {
         self.by_id.get(id).map(|&i| &self.rules[i])
     }
 }
@@ -127,7 +128,8 @@ impl Control {
         }
         let refused = catalog.reread_folder();
         counters.refused.fetch_add(refused, Relaxed);
-        let supervisor = Supervisor::start(Config { rules: catalog.wanted(), ..config.clone() }, drain_grace).await?;
+        let mut supervisor = Supervisor::start(config.clone(), drain_grace).await?;
+        supervisor.apply(catalog.wanted()).await?;
         info!(rules = catalog.main.rules.len() + catalog.files.len(), from_folder = catalog.files.len(), folder = %catalog.rules_dir.display(), "rules loaded");
         Ok(Control {
             rules_dir: catalog.rules_dir.clone(),
@@ -201,7 +203,7 @@ impl Control {
         let text = rule_file_text(&body).map_err(|e| ChangeError::Invalid(ConfigErrors(vec![e])))?;
         let file = rule_file(&inner.catalog.rules_dir, id);
         store(&file, text).await?;
-        let created = inner.catalog.files.insert(id.to_string(), rule.clone()).is_none();
+        let created = inner.catalog.files.insert(id.to_string(), Arc::new(rule.clone())).is_none();
         inner.apply().await?;
         info!(rule = id, file = %file.display(), created, "rule stored and applied");
         Ok((rule, created))
@@ -243,13 +245,13 @@ impl Control {
             fields["enabled"] = enabled.into();
             let text = rule_file_text(&fields).map_err(|e| ChangeError::Invalid(ConfigErrors(vec![e])))?;
             store(&file, text).await?;
-            catalog.files.insert(id.to_string(), RuleConfig { enabled, ..rule });
+            catalog.files.insert(id.to_string(), Arc::new(RuleConfig { enabled, ..RuleConfig::clone(&rule) }));
         } else {
             return Err(not_found(id));
         }
         inner.apply().await?;
         info!(rule = id, enabled, "rule enabled state changed");
-        Ok(inner.catalog.wanted_rule(id).expect("the rule was just changed"))
+        Ok(RuleConfig::clone(&inner.catalog.wanted_rule(id).expect("the rule was just changed")))
     }
 
     /// Reads the config file and the rules folder again and applies what changed. A file that
@@ -299,12 +301,12 @@ impl Inner {
 impl Catalog {
     /// Every rule as it should run: the config file's, with the enabled states the API gave
     /// them, and the folder's.
-    fn wanted(&self) -> Vec<RuleConfig> {
+    fn wanted(&self) -> Vec<Arc<RuleConfig>> {
         self.main.rules.iter().map(|rule| self.with_api_state(rule)).chain(self.files.values().cloned()).collect()
     }
 
     /// One rule as it should run.
-    fn wanted_rule(&self, id: &str) -> Option<RuleConfig> {
+    fn wanted_rule(&self, id: &str) -> Option<Arc<RuleConfig>> {
         match self.main.get(id) {
             Some(rule) => Some(self.with_api_state(rule)),
             None => self.files.get(id).cloned(),
@@ -312,8 +314,11 @@ impl Catalog {
     }
 
     /// A rule of the config file with the enabled state the API gave it, if any.
-    fn with_api_state(&self, rule: &RuleConfig) -> RuleConfig {
-        RuleConfig { enabled: *self.main_enabled.get(&rule.id).unwrap_or(&rule.enabled), ..rule.clone() }
+    fn with_api_state(&self, rule: &Arc<RuleConfig>) -> Arc<RuleConfig> {
+        match self.main_enabled.get(&rule.id) {
+            Some(&enabled) if enabled != rule.enabled => Arc::new(RuleConfig { enabled, ..RuleConfig::clone(rule) }),
+            _ => rule.clone(),
+        }
     }
 
     /// Whether rule `id` is one of the config file's.
@@ -321,7 +326,7 @@ impl Catalog {
         self.main.get(id).is_some()
     }
 
-    fn entry(&self, config: RuleConfig) -> RuleEntry {
+    fn entry(&self, config: Arc<RuleConfig>) -> RuleEntry {
         if self.is_main(&config.id) {
             RuleEntry { config, origin: Origin::ConfigFile, file: self.config_path.clone() }
         } else {
@@ -332,7 +337,7 @@ impl Catalog {
 
     /// The rule `body` checked against every other rule, as the update of rule `id` if it exists.
     fn check(&self, id: &str, body: &serde_json::Value) -> Result<RuleConfig, ChangeError> {
-        let others: Vec<RuleConfig> = self.wanted().into_iter().filter(|r| r.id != id).collect();
+        let others: Vec<RuleConfig> = self.wanted().iter().filter(|r| r.id != id).map(|r| RuleConfig::clone(r)).collect();
         config::validate_rule(body, &others, &PluginLookup::on_disk(&self.plugin_dir)).map_err(ChangeError::Invalid)
     }
 
@@ -349,8 +354,9 @@ impl Catalog {
     /// Reads the folder and its state file again; returns how many files it refused. A refused
     /// file's rule keeps running as it was, unless the config file now has a rule of its id.
     fn reread_folder(&mut self) -> u64 {
-        let folder = read_rule_folder(&self.rules_dir, &self.main.rules, &PluginLookup::waiting(&self.plugin_dir));
-        let mut files: BTreeMap<String, RuleConfig> = folder.rules.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let main = self.main.rules.iter().map(|r| &**r);
+        let folder = read_rule_folder(&self.rules_dir, main, &PluginLookup::waiting(&self.plugin_dir));
+        let mut files: BTreeMap<String, Arc<RuleConfig>> = folder.rules.into_iter().map(|r| (r.id.clone(), Arc::new(r))).collect();
         for (path, errors) in &folder.refused {
             error!(file = %path.display(), "rule file refused, the rule keeps running as it was (if it ran): {errors}");
             let id = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();

@@ -89,7 +89,7 @@ impl Supervisor {
         let client = crate::source::client(&config.rocketmq).context("RocketMQ client")?;
         let sink = Sink::start(config.mqtt.clone()).context("MQTT sink")?;
         let mut supervisor = Supervisor {
-            source: RocketMq { client, config: config.rocketmq.clone() },
+            source: RocketMq { client, config: Arc::new(config.rocketmq.clone()) },
             sink,
             plugins: Plugins::default(),
             plugins_config: config.plugins.clone(),
@@ -99,7 +99,7 @@ impl Supervisor {
             view: Rules::default(),
             counters: HashMap::new(),
         };
-        supervisor.apply(config.rules).await?;
+        supervisor.apply(config.rules.into_iter().map(Arc::new).collect()).await?;
         Ok(supervisor)
     }
 
@@ -110,7 +110,7 @@ impl Supervisor {
     /// Brings the running rules to `wanted`: stops the rules it lacks, restarts the rules whose
     /// config changed (each drains and commits first, so nothing is lost or delivered twice by
     /// the change) and starts the new ones. Rules that did not change are not touched.
-    pub async fn apply(&mut self, wanted: Vec<RuleConfig>) -> anyhow::Result<()> {
+    pub async fn apply(&mut self, wanted: Vec<Arc<RuleConfig>>) -> anyhow::Result<()> {
         let plan = Plan::new(&self.rules.iter().map(|(id, h)| (id.as_str(), &*h.config)).collect(), wanted);
         let changed = plan.start.iter().map(|r| &r.id).filter(|id| self.rules.contains_key(*id));
         let stopping: Vec<String> = plan.stop.iter().chain(changed).cloned().collect();
@@ -121,13 +121,8 @@ impl Supervisor {
         Ok(())
     }
 
-    /// The config of every running rule, in id order.
-    pub fn running(&self) -> Vec<RuleConfig> {
-        self.rules.values().map(|h| RuleConfig::clone(&h.config)).collect()
-    }
-
     /// Starts one rule (a disabled rule is registered and consumes nothing).
-    pub async fn start_rule(&mut self, rule: RuleConfig) -> anyhow::Result<()> {
+    pub async fn start_rule(&mut self, rule: Arc<RuleConfig>) -> anyhow::Result<()> {
         anyhow::ensure!(!self.rules.contains_key(&rule.id), "rule {:?} is already running; stop it first", rule.id);
         let plugin = match &rule.plugin {
             None => None,
@@ -143,7 +138,6 @@ impl Supervisor {
         let (stop, stop_rx) = watch::channel(false);
         let (status_tx, status) = watch::channel(RuleStatus::Starting);
         let counters = self.counters.entry(rule.id.clone()).or_default().clone();
-        let rule = Arc::new(rule);
         let task = tokio::spawn(rule::run(rule.clone(), env, stop_rx, status_tx, counters.clone()));
         self.view.0.write().unwrap_or_else(|e| e.into_inner()).insert(rule.id.clone(), RuleView { status, counters });
         self.rules.insert(rule.id.clone(), RuleHandle { config: rule, stop, task });
@@ -211,14 +205,14 @@ async fn open_plugin_dir(config: PluginsConfig) -> anyhow::Result<PluginDir> {
 struct Plan {
     stop: Vec<String>,
     /// New rules, and rules whose config changed (stopped first).
-    start: Vec<RuleConfig>,
+    start: Vec<Arc<RuleConfig>>,
 }
 
 impl Plan {
-    fn new(running: &BTreeMap<&str, &RuleConfig>, wanted: Vec<RuleConfig>) -> Plan {
+    fn new(running: &BTreeMap<&str, &RuleConfig>, wanted: Vec<Arc<RuleConfig>>) -> Plan {
         let wanted_ids: std::collections::HashSet<&str> = wanted.iter().map(|r| r.id.as_str()).collect();
         let stop = running.keys().filter(|id| !wanted_ids.contains(*id)).map(|id| id.to_string()).collect();
-        let start = wanted.into_iter().filter(|rule| running.get(rule.id.as_str()).is_none_or(|now| **now != *rule)).collect();
+        let start = wanted.into_iter().filter(|rule| running.get(rule.id.as_str()).is_none_or(|now| **now != **rule)).collect();
         Plan { stop, start }
     }
 }
@@ -239,11 +233,13 @@ mod tests {
         let (a, b, c) = (rule("rule-a", "a"), rule("rule-b", "b"), rule("rule-c", "c"));
         let b2 = rule("rule-b", "b2");
         let running = BTreeMap::from([("rule-a", &a), ("rule-b", &b), ("rule-c", &c)]);
-        let plan = Plan::new(&running, vec![a.clone(), b2.clone(), rule("rule-d", "d")]);
-        assert_eq!(plan, Plan { stop: vec!["rule-c".into()], start: vec![b2, rule("rule-d", "d")] });
+        let shared = |rules: &[&RuleConfig]| rules.iter().map(|r| Arc::new(RuleConfig::clone(r))).collect::<Vec<_>>();
+        let d = rule("rule-d", "d");
+        let plan = Plan::new(&running, shared(&[&a, &b2, &d]));
+        assert_eq!(plan, Plan { stop: vec!["rule-c".into()], start: shared(&[&b2, &d]) });
         let mut off = a.clone();
         off.enabled = false;
-        assert_eq!(Plan::new(&running, vec![off.clone(), b.clone(), c.clone()]).start, [off], "disabling is a change");
+        assert_eq!(Plan::new(&running, shared(&[&off, &b, &c])).start, shared(&[&off]), "disabling is a change");
         assert_eq!(Plan::new(&BTreeMap::new(), vec![]), Plan { stop: vec![], start: vec![] });
     }
 }

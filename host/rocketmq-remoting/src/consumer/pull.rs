@@ -122,12 +122,15 @@ impl Shared {
             if std::mem::take(&mut failed) && !backoff.wait(stop).await {
                 return;
             }
+            // Thousands of queues wait for a permit at start: each waits holding only the
+            // permit's small future; the large start-up step is boxed once it may run.
+            let _permit = tokio::select! {
+                _ = stop.cancelled() => return,
+                permit = self.client.group_heartbeats().startup_permit() => permit,
+            };
             let found = tokio::select! {
                 _ = stop.cancelled() => return,
-                found = Box::pin(async {
-                    let _permit = self.client.group_heartbeats().startup_permit().await;
-                    self.start_offset(queue).await
-                }) => found,
+                found = Box::pin(self.start_offset(queue)) => found,
             };
             match found {
                 Ok((offset, stored)) => {
