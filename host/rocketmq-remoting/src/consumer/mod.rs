@@ -49,7 +49,7 @@ mod rpc;
 mod stats;
 mod subscription;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -192,7 +192,7 @@ struct Shared {
     retry_topic: String,
     client_id: String,
     subscriptions: Vec<Subscription>,
-    queues: Mutex<HashMap<MessageQueue, Arc<QueueState>>>,
+    queues: Mutex<HashSet<Owned>>,
     batches: flume::Sender<Box<Batch>>,
     /// Notified by the client's [`GroupHeartbeats`] when a broker says the members changed.
     rebalance_now: Arc<Notify>,
@@ -206,6 +206,31 @@ struct Shared {
     /// Created on first use by the send-back fallback.
     fallback_producer: tokio::sync::OnceCell<crate::producer::Producer>,
 }
+
+/// An owned queue's state in the consumer's set, found by its queue: the queue's name is not
+/// stored a second time as the key (thousands of consumers per process, a few queues each).
+#[derive(Clone)]
+struct Owned(Arc<QueueState>);
+
+impl std::borrow::Borrow<MessageQueue> for Owned {
+    fn borrow(&self) -> &MessageQueue {
+        &self.0.queue
+    }
+}
+
+impl std::hash::Hash for Owned {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.queue.hash(state);
+    }
+}
+
+impl PartialEq for Owned {
+    fn eq(&self, other: &Owned) -> bool {
+        self.0.queue == other.0.queue
+    }
+}
+
+impl Eq for Owned {}
 
 struct QueueState {
     queue: MessageQueue,
@@ -330,7 +355,7 @@ impl Consumer {
 
     /// The queues currently owned.
     pub fn assigned_queues(&self) -> Vec<MessageQueue> {
-        let mut queues: Vec<MessageQueue> = lock(&self.shared.queues).keys().cloned().collect();
+        let mut queues: Vec<MessageQueue> = lock(&self.shared.queues).iter().map(|owned| owned.0.queue.clone()).collect();
         queues.sort();
         queues
     }
@@ -341,7 +366,7 @@ impl Consumer {
         for task in self.tasks.drain(..) {
             let _ = task.await;
         }
-        let states: Vec<Arc<QueueState>> = lock(&self.shared.queues).values().cloned().collect();
+        let states: Vec<Arc<QueueState>> = lock(&self.shared.queues).iter().map(|owned| owned.0.clone()).collect();
         for state in &states {
             state.stop.cancel();
         }
@@ -384,7 +409,7 @@ impl Acks {
 
 impl Shared {
     fn ack(&self, queue: &MessageQueue, queue_offset: i64) {
-        let state = lock(&self.queues).get(queue).cloned();
+        let state = lock(&self.queues).get(queue).map(|owned| owned.0.clone());
         if let Some(state) = state {
             let mut offsets = lock(&state.offsets);
             if offsets.ack(queue_offset) && offsets.unacked() < self.cfg.max_unacked_per_queue {
@@ -470,7 +495,7 @@ impl Shared {
     }
 
     async fn commit_all(&self) -> Result<(), Error> {
-        let states: Vec<Arc<QueueState>> = lock(&self.queues).values().cloned().collect();
+        let states: Vec<Arc<QueueState>> = lock(&self.queues).iter().map(|owned| owned.0.clone()).collect();
         let _serial = self.commit_lock.lock().await;
         let mut first_error = None;
         for state in states {

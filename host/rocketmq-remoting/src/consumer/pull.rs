@@ -276,7 +276,7 @@ impl Shared {
     /// Asks for the max offset of every owned queue no pull told it lately, so the lag of a
     /// queue that is not pulling (back-pressure, failures) stays current.
     pub(super) async fn refresh_max_offsets(&self) {
-        let states: Vec<Arc<QueueState>> = lock(&self.queues).values().cloned().collect();
+        let states: Vec<Arc<QueueState>> = lock(&self.queues).iter().map(|owned| owned.0.clone()).collect();
         for state in states.iter().filter(|s| lock(&s.offsets).max_offset_stale(MAX_OFFSET_REFRESH)) {
             let queue = &state.queue;
             let asked = async {

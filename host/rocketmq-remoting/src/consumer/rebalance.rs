@@ -13,7 +13,7 @@ use crate::route::{MessageQueue, TopicRoute};
 
 use super::allocate::{allocate_averagely, sort_client_ids};
 use super::offsets::QueueOffsets;
-use super::{lock, rpc, QueueState, Shared};
+use super::{lock, rpc, Owned, QueueState, Shared};
 
 /// `interval` scaled by a random factor in [0.5, 1.5).
 pub(super) fn jittered(interval: Duration) -> Duration {
@@ -99,8 +99,8 @@ impl Shared {
             let mut queues = lock(&self.queues);
             let revoked: Vec<Arc<QueueState>> = queues
                 .iter()
-                .filter(|(queue, _)| queue.topic == topic && !owned_set.contains(queue))
-                .map(|(_, state)| state.clone())
+                .filter(|owned| owned.0.queue.topic == topic && !owned_set.contains(&owned.0.queue))
+                .map(|owned| owned.0.clone())
                 .collect();
             for state in &revoked {
                 queues.remove(&state.queue);
@@ -108,14 +108,14 @@ impl Shared {
             }
             let mut added = Vec::new();
             for queue in &owned {
-                if !queues.contains_key(queue) {
+                if !queues.contains(queue) {
                     let state = Arc::new(QueueState {
                         queue: queue.clone(),
                         offsets: Mutex::new(QueueOffsets::unstarted()),
                         room: Default::default(),
                         stop: self.stop.child_token(),
                     });
-                    queues.insert(queue.clone(), state.clone());
+                    queues.insert(Owned(state.clone()));
                     added.push(state);
                 }
             }

@@ -63,7 +63,8 @@ impl ConsumerStats {
     pub fn queues(&self) -> Vec<QueueProgress> {
         let Some(shared) = lock(&self.running).upgrade() else { return Vec::new() };
         let mut queues: Vec<QueueProgress> = lock(&shared.queues)
-            .values()
+            .iter()
+            .map(|owned| &owned.0)
             .filter_map(|state| {
                 let offsets = lock(&state.offsets);
                 let committed_offset = offsets.committable();
