@@ -53,52 +53,52 @@ impl ResourceLimiter for MemoryCap {
 /// The epoch ticker measures wall time, and a thread starved of CPU (an
 /// overloaded machine, a container throttled by its CPU quota) would see
 /// honest calls interrupted. Reading the thread's CPU clock at every call
-/// costs a system call (microseconds in a VM), so it is read only once the
-/// wall-time deadline has passed: a one-tick probe then measures what share of
-/// the CPU the thread is getting, which estimates the CPU time the call used
-/// so far. The call is interrupted once that estimate reaches the budget: on
-/// an idle machine about one tick after the wall deadline; on a starved one
-/// correspondingly later.
+/// costs a system call (microseconds in a VM), so a call is armed for one
+/// tick only: the few calls still running then read the CPU clock, and from
+/// that reading on the call is charged the CPU time it actually uses. The
+/// call is interrupted once that reaches the budget: on an idle machine one
+/// tick or less after the wall deadline; on a starved one correspondingly
+/// later. (Before, the clock was read only once the wall deadline had passed
+/// and one tick's share of the CPU was taken for the whole call: a call
+/// starved until then and running at full speed in that tick was cut short
+/// with a fraction of its budget used.)
 pub(crate) struct CallClock {
     budget: Duration,
     tick: Duration,
-    probe: Option<Probe>,
-}
-
-struct Probe {
-    cpu: Duration,
-    wall: Instant,
+    /// The thread's CPU time at the call's first tick; `None` before it.
+    cpu_at_first_tick: Option<Duration>,
 }
 
 impl CallClock {
     pub(crate) fn new(budget: Duration, tick: Duration) -> CallClock {
-        CallClock { budget, tick, probe: None }
+        CallClock { budget, tick, cpu_at_first_tick: None }
     }
 
     fn ticks(&self, time: Duration) -> u64 {
         (time.as_nanos().div_ceil(self.tick.as_nanos().max(1)) as u64).max(1)
     }
 
-    /// Starts the clock for the next call: the epoch ticks until its deadline.
+    /// Starts the clock for the next call: the epoch ticks until its first
+    /// tick, when [`Self::on_deadline`] reads the CPU clock.
     pub(crate) fn arm(&mut self) -> u64 {
-        self.probe = None;
-        self.ticks(self.budget)
+        self.cpu_at_first_tick = None;
+        1
     }
 
     /// Called by wasmtime when the epoch deadline is reached mid-call.
     pub(crate) fn on_deadline(&mut self) -> UpdateDeadline {
-        let Some(probe) = &self.probe else {
-            self.probe = Some(Probe { cpu: thread_cpu_time(), wall: Instant::now() });
-            return UpdateDeadline::Continue(1);
+        let now = thread_cpu_time();
+        let Some(first) = self.cpu_at_first_tick else {
+            // Less than a tick ran before this reading: not charged, so a
+            // call is never cut short of its budget.
+            self.cpu_at_first_tick = Some(now);
+            return UpdateDeadline::Continue(self.ticks(self.budget));
         };
-        let cpu_in_probe = thread_cpu_time().saturating_sub(probe.cpu);
-        let wall_in_probe = probe.wall.elapsed().max(Duration::from_micros(1));
-        let share = (cpu_in_probe.as_secs_f64() / wall_in_probe.as_secs_f64()).min(1.0);
-        let used = self.budget.mul_f64(share) + cpu_in_probe;
+        let used = now.saturating_sub(first);
         if used >= self.budget {
             UpdateDeadline::Interrupt
         } else {
-            UpdateDeadline::Continue(self.ticks((self.budget - used).div_f64(share.max(0.01))))
+            UpdateDeadline::Continue(self.ticks(self.budget - used))
         }
     }
 }
@@ -185,22 +185,51 @@ mod tests {
         CallClock::new(Duration::from_millis(budget_ms), Duration::from_millis(5))
     }
 
+    fn spin(cpu: Duration) {
+        let spin_until = thread_cpu_time() + cpu;
+        while thread_cpu_time() < spin_until {
+            std::hint::spin_loop();
+        }
+    }
+
     #[test]
     fn a_call_starved_of_cpu_is_not_interrupted() {
         let mut clock = clock(10);
-        assert!(matches!(clock.on_deadline(), UpdateDeadline::Continue(1)));
+        assert_eq!(clock.arm(), 1, "armed for the first tick");
+        assert!(matches!(clock.on_deadline(), UpdateDeadline::Continue(2)), "the first tick starts the budget");
         std::thread::sleep(Duration::from_millis(30)); // wall time passes, no CPU used
         assert!(matches!(clock.on_deadline(), UpdateDeadline::Continue(_)));
     }
 
     #[test]
+    fn a_call_is_charged_the_cpu_it_used_not_a_share_of_the_wall_time() {
+        let mut clock = clock(10);
+        clock.arm();
+        assert!(matches!(clock.on_deadline(), UpdateDeadline::Continue(_)));
+        // Full speed now, however starved before: 6 of the 10 ms used. (Estimating the whole
+        // call from one tick's share of the CPU interrupted it here.)
+        spin(Duration::from_millis(6));
+        assert!(matches!(clock.on_deadline(), UpdateDeadline::Continue(_)), "cut short with 6 of its 10 ms used");
+        spin(Duration::from_millis(5));
+        assert!(matches!(clock.on_deadline(), UpdateDeadline::Interrupt), "11 of 10 ms used");
+    }
+
+    #[test]
     fn a_call_burning_cpu_is_interrupted() {
         let mut clock = clock(10);
-        assert!(matches!(clock.on_deadline(), UpdateDeadline::Continue(1)));
-        let spin_until = thread_cpu_time() + Duration::from_millis(12);
-        while thread_cpu_time() < spin_until {
-            std::hint::spin_loop();
-        }
+        clock.arm();
+        assert!(matches!(clock.on_deadline(), UpdateDeadline::Continue(2)));
+        spin(Duration::from_millis(12));
         assert!(matches!(clock.on_deadline(), UpdateDeadline::Interrupt));
+    }
+
+    #[test]
+    fn a_new_call_starts_a_new_budget() {
+        let mut clock = clock(10);
+        clock.arm();
+        clock.on_deadline();
+        spin(Duration::from_millis(12));
+        clock.arm();
+        assert!(matches!(clock.on_deadline(), UpdateDeadline::Continue(2)), "the last call's CPU is not charged to this one");
     }
 }
