@@ -58,10 +58,8 @@ impl ResourceLimiter for MemoryCap {
 /// that reading on the call is charged the CPU time it actually uses. The
 /// call is interrupted once that reaches the budget: on an idle machine one
 /// tick or less after the wall deadline; on a starved one correspondingly
-/// later. (Before, the clock was read only once the wall deadline had passed
-/// and one tick's share of the CPU was taken for the whole call: a call
-/// starved until then and running at full speed in that tick was cut short
-/// with a fraction of its budget used.)
+/// later. Never earlier: a share of the CPU measured in one tick says nothing
+/// of how starved the call was before it.
 pub(crate) struct CallClock {
     budget: Duration,
     tick: Duration,
