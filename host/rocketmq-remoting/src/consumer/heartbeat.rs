@@ -315,43 +315,19 @@ pub(crate) struct ConsumerList {
 mod tests {
     use super::*;
     use crate::client::ClientConfig;
-    use crate::command::FrameCodec;
-    use futures_util::{SinkExt, StreamExt};
-    use tokio::net::TcpListener;
-    use tokio_util::codec::{FramedRead, FramedWrite};
+    use crate::consumer::fake;
 
-    /// A server that is both name server (topic "T" on itself) and broker: it takes every
-    /// heartbeat and sends the group names of each on `heartbeats`.
+    /// A cluster that takes every heartbeat and sends the group names of each on `heartbeats`.
     async fn fake_cluster(heartbeats: tokio::sync::mpsc::UnboundedSender<Vec<String>>) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let route = format!(
-            r#"{{"brokerDatas":[{{"brokerAddrs":{{0:"{addr}"}},"brokerName":"b","cluster":"C"}}],
-                "queueDatas":[{{"brokerName":"b","perm":6,"readQueueNums":1,"writeQueueNums":1}}]}}"#
-        );
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let (heartbeats, route) = (heartbeats.clone(), route.clone());
-                tokio::spawn(async move {
-                    let (r, w) = socket.into_split();
-                    let (mut requests, mut answers) = (FramedRead::new(r, FrameCodec::default()), FramedWrite::new(w, FrameCodec::default()));
-                    while let Some(Ok(request)) = requests.next().await {
-                        let mut answer = RemotingCommand::response_to(&request, response::SUCCESS, None);
-                        if request.code == request::HEART_BEAT {
-                            let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
-                            let groups = body["consumerDataSet"].as_array().unwrap().iter().map(|c| c["groupName"].as_str().unwrap().to_string());
-                            heartbeats.send(groups.collect()).unwrap();
-                        } else {
-                            answer = answer.with_body(route.as_bytes().to_vec());
-                        }
-                        if answers.send(answer).await.is_err() {
-                            break;
-                        }
-                    }
-                });
+        fake::fake_cluster(move |request| {
+            if request.code == request::HEART_BEAT {
+                let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+                let groups = body["consumerDataSet"].as_array().unwrap().iter().map(|c| c["groupName"].as_str().unwrap().to_string());
+                heartbeats.send(groups.collect()).unwrap();
             }
-        });
-        addr
+            vec![RemotingCommand::response_to(request, response::SUCCESS, None)]
+        })
+        .await
     }
 
     #[tokio::test]

@@ -41,6 +41,8 @@
 //! * The retry topic always starts at 0: whatever is in it is for this group.
 
 mod allocate;
+#[cfg(test)]
+mod fake;
 mod heartbeat;
 mod offsets;
 mod pull;
@@ -573,61 +575,41 @@ mod tests {
     use super::*;
     use crate::client::ClientConfig;
     use crate::codes::{request, response};
-    use crate::command::{FrameCodec, RemotingCommand};
+    use crate::command::RemotingCommand;
     use crate::connection::RequestHandler;
-    use futures_util::{SinkExt, StreamExt};
-    use tokio::net::TcpListener;
-    use tokio_util::codec::{FramedRead, FramedWrite};
 
-    /// A name server and broker in one (every topic: one queue on itself) that, as a real broker
-    /// does, tells a heartbeat's groups their members changed before it answers the heartbeat.
-    /// Pulls are held, never answered. Sends the code of every request on `codes`.
+    /// A broker that, as a real one does, tells a heartbeat's groups their members changed
+    /// before it answers the heartbeat. Pulls are held, never answered. Sends the code of every
+    /// request but route lookups on `codes`.
     async fn fake_broker(codes: tokio::sync::mpsc::UnboundedSender<i32>) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let route = format!(
-            r#"{{"brokerDatas":[{{"brokerAddrs":{{0:"{addr}"}},"brokerName":"b","cluster":"C"}}],
-                "queueDatas":[{{"brokerName":"b","perm":6,"readQueueNums":1,"writeQueueNums":1}}]}}"#
-        );
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let (codes, route) = (codes.clone(), route.clone());
-                tokio::spawn(async move {
-                    let (r, w) = socket.into_split();
-                    let (mut requests, mut answers) = (FramedRead::new(r, FrameCodec::default()), FramedWrite::new(w, FrameCodec::default()));
-                    let mut members = Vec::new();
-                    while let Some(Ok(request)) = requests.next().await {
-                        if request.is_response() {
-                            continue;
-                        }
-                        codes.send(request.code).unwrap();
-                        let mut answer = RemotingCommand::response_to(&request, response::SUCCESS, None);
-                        match request.code {
-                            request::HEART_BEAT => {
-                                let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
-                                members = vec![body["clientID"].clone()];
-                                for consumer in body["consumerDataSet"].as_array().unwrap() {
-                                    let group = consumer["groupName"].as_str().unwrap();
-                                    let mut notify = RemotingCommand::request(request::NOTIFY_CONSUMER_IDS_CHANGED).with_field("consumerGroup", group);
-                                    notify.mark_oneway();
-                                    answers.send(notify).await.unwrap();
-                                }
-                            }
-                            request::GET_CONSUMER_LIST_BY_GROUP => {
-                                answer = answer.with_body(serde_json::json!({ "consumerIdList": members }).to_string().into_bytes())
-                            }
-                            request::QUERY_CONSUMER_OFFSET => answer = answer.with_field("offset", 0),
-                            request::PULL_MESSAGE => continue,
-                            _ => answer = answer.with_body(route.as_bytes().to_vec()),
-                        }
-                        if answers.send(answer).await.is_err() {
-                            break;
-                        }
-                    }
-                });
+        let members = Mutex::new(Vec::new());
+        fake::fake_cluster(move |request| {
+            codes.send(request.code).unwrap();
+            let answer = RemotingCommand::response_to(request, response::SUCCESS, None);
+            match request.code {
+                request::HEART_BEAT => {
+                    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+                    *lock(&members) = vec![body["clientID"].clone()];
+                    let groups = body["consumerDataSet"].as_array().unwrap().iter().map(|c| c["groupName"].as_str().unwrap());
+                    let mut frames: Vec<RemotingCommand> = groups
+                        .map(|group| {
+                            let mut notify = RemotingCommand::request(request::NOTIFY_CONSUMER_IDS_CHANGED).with_field("consumerGroup", group);
+                            notify.mark_oneway();
+                            notify
+                        })
+                        .collect();
+                    frames.push(answer);
+                    frames
+                }
+                request::GET_CONSUMER_LIST_BY_GROUP => {
+                    vec![answer.with_body(serde_json::json!({ "consumerIdList": *lock(&members) }).to_string().into_bytes())]
+                }
+                request::QUERY_CONSUMER_OFFSET => vec![answer.with_field("offset", 0)],
+                request::PULL_MESSAGE => Vec::new(),
+                _ => vec![answer],
             }
-        });
-        addr
+        })
+        .await
     }
 
     fn member_lists(codes: &mut tokio::sync::mpsc::UnboundedReceiver<i32>) -> usize {
